@@ -1,0 +1,175 @@
+"""``ProfilerConfig``: the profiler's settings, validated where they are made.
+
+Fields follow the seed specification. Durations are seconds (a ``timedelta`` is
+accepted too). ``ProfilerConfig.from_env()`` reads the ``MEMORY_PROFILER_*``
+environment variables; every bad value raises :class:`~cgmem_nb.errors.ConfigError`
+naming the field or variable, the value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Mapping
+
+from .errors import ConfigError, SizeError
+from .units import parse_size
+
+#: Environment variables read by :meth:`ProfilerConfig.from_env`, and the field each sets.
+ENV_VARS: dict[str, str] = {
+    "MEMORY_PROFILER_ENABLED": "enabled",
+    "MEMORY_PROFILER_LIMIT_MB": "memory_limit_bytes",
+    "MEMORY_PROFILER_SAMPLING_RATE": "sampling_rate",
+    "MEMORY_PROFILER_DASHBOARD_PORT": "dashboard_port",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r} is not accepted: give a number of seconds or a timedelta")
+    if value <= 0:
+        raise ConfigError(f"{name}={value!r} is not accepted: it must be more than 0 seconds")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ProfilerConfig:
+    """Settings of a :class:`~cgmem_nb.MemoryProfiler` (immutable; use :meth:`replace`)."""
+
+    #: Turn profiling on or off. When off, sessions record nothing and cost nothing.
+    enabled: bool = True
+    #: Frames kept per allocation stack (1 to 100). More frames cost more time.
+    stack_trace_depth: int = 12
+    #: Seconds between background leak checks.
+    leak_detection_interval: float = 30.0
+    #: Seconds of history (timeline, cell history, leak history) kept.
+    history_retention: float = 3600.0
+    #: Memory limit in bytes; ``None`` detects it (cgroup limit, else physical memory).
+    memory_limit_bytes: int | None = None
+    #: Fraction of allocations recorded: 1.0 is exact (tracemalloc); below 1.0 samples.
+    sampling_rate: float = 1.0
+    #: Publish events (pressure, samples) while profiling.
+    real_time_monitoring: bool = True
+    #: Record a stack per allocation (off: only totals and the timeline).
+    enable_stack_traces: bool = True
+    #: Seconds between timeline samples of the monitor thread.
+    sample_interval: float = 0.1
+    #: Port of the web dashboard (0 picks a free port).
+    dashboard_port: int = 8080
+    #: Interrupt a cell that reaches the Critical level (see the memory guard).
+    guard: bool = False
+    #: Fraction of the limit at which the guard interrupts the cell.
+    guard_fraction: float = 0.95
+    #: Extra user settings kept verbatim (not validated).
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("enabled", "real_time_monitoring", "enable_stack_traces", "guard"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name}={value!r} is not accepted: give True or False")
+        depth = self.stack_trace_depth
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 100:
+            raise ConfigError(f"stack_trace_depth={depth!r} is not accepted: give a whole number from 1 to 100")
+        object.__setattr__(self, "leak_detection_interval", _seconds("leak_detection_interval", self.leak_detection_interval))
+        object.__setattr__(self, "history_retention", _seconds("history_retention", self.history_retention))
+        object.__setattr__(self, "sample_interval", _seconds("sample_interval", self.sample_interval))
+        if self.sample_interval < 0.01 or self.sample_interval > 60:
+            raise ConfigError(
+                f"sample_interval={self.sample_interval!r} is not accepted: give seconds from 0.01 to 60"
+            )
+        limit = self.memory_limit_bytes
+        if limit is not None:
+            if isinstance(limit, str):
+                try:
+                    limit = parse_size(limit, what="memory_limit_bytes")
+                except SizeError as exc:
+                    raise ConfigError(str(exc)) from None
+                object.__setattr__(self, "memory_limit_bytes", limit)
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
+                raise ConfigError(
+                    f"memory_limit_bytes={limit!r} is not accepted: give a positive number of bytes, "
+                    "a size string like '2 GiB', or None to detect the limit"
+                )
+        rate = self.sampling_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (0.0 < rate <= 1.0):
+            raise ConfigError(
+                f"sampling_rate={rate!r} is not accepted: give a number above 0.0 and at most 1.0 "
+                "(1.0 records every allocation; use enabled=False to turn profiling off)"
+            )
+        object.__setattr__(self, "sampling_rate", float(rate))
+        port = self.dashboard_port
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigError(f"dashboard_port={port!r} is not accepted: give a port from 0 to 65535 (0 picks a free one)")
+        frac = self.guard_fraction
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not (0.0 < frac <= 1.0):
+            raise ConfigError(f"guard_fraction={frac!r} is not accepted: give a fraction above 0 and at most 1")
+
+    def replace(self, **changes: Any) -> "ProfilerConfig":
+        """Return a copy with ``changes`` applied (validated like the constructor)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ConfigError(f"unknown ProfilerConfig field(s) {unknown}; known fields: {sorted(names)}")
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "ProfilerConfig":
+        """Build a config from ``MEMORY_PROFILER_*`` variables (see :data:`ENV_VARS`).
+
+        ``overrides`` win over the environment. A bad value raises ``ConfigError``
+        naming the variable, its value and what is accepted.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        raw = env.get("MEMORY_PROFILER_ENABLED")
+        if raw is not None:
+            low = raw.strip().lower()
+            if low not in _TRUE | _FALSE:
+                raise ConfigError(
+                    f"MEMORY_PROFILER_ENABLED={raw!r} is not accepted: use one of 1/0, true/false, yes/no, on/off"
+                )
+            values["enabled"] = low in _TRUE
+        raw = env.get("MEMORY_PROFILER_LIMIT_MB")
+        if raw is not None:
+            try:
+                mb = float(raw)
+            except ValueError:
+                mb = float("nan")
+            if not math.isfinite(mb) or mb <= 0:
+                raise ConfigError(
+                    f"MEMORY_PROFILER_LIMIT_MB={raw!r} is not accepted: give a positive number of megabytes, e.g. 2048"
+                )
+            values["memory_limit_bytes"] = int(mb * 1000**2)
+        raw = env.get("MEMORY_PROFILER_SAMPLING_RATE")
+        if raw is not None:
+            try:
+                rate = float(raw)
+            except ValueError:
+                rate = float("nan")
+            if not (0.0 < rate <= 1.0):
+                raise ConfigError(
+                    f"MEMORY_PROFILER_SAMPLING_RATE={raw!r} is not accepted: give a number above 0.0 and at most 1.0"
+                )
+            values["sampling_rate"] = rate
+        raw = env.get("MEMORY_PROFILER_DASHBOARD_PORT")
+        if raw is not None:
+            try:
+                port = int(raw)
+            except ValueError:
+                port = -1
+            if not 0 <= port <= 65535:
+                raise ConfigError(
+                    f"MEMORY_PROFILER_DASHBOARD_PORT={raw!r} is not accepted: give a port from 0 to 65535"
+                )
+            values["dashboard_port"] = port
+        values.update(overrides)
+        return cls(**values)

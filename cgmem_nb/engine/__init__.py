@@ -1,0 +1,1 @@
+"""The engine: tracers that see allocations, probes that read the process, the monitor thread."""
