@@ -1,0 +1,67 @@
+"""cgmem_nb: a memory profiler that lives inside a Jupyter kernel.
+
+``%load_ext cgmem_nb`` then ``%%memprofile`` on a cell. In plain Python::
+
+    from cgmem_nb import MEMORY_PROFILER
+    with MEMORY_PROFILER.session() as s:
+        work()
+    s.result.lines
+
+Importing this package is cheap: IPython, widgets and Bokeh load only when used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MEMORY_PROFILER",
+    "AllocationType",
+    "CgmemError",
+    "ConfigError",
+    "MemoryMetrics",
+    "MemoryProfiler",
+    "ProfileResult",
+    "ProfilerConfig",
+    "Report",
+    "SessionError",
+    "SizeError",
+    "TrackedCache",
+    "format_bytes",
+    "load_ipython_extension",
+    "parse_size",
+]
+
+from .categories import AllocationType
+from .config import ProfilerConfig
+from .errors import CgmemError, ConfigError, SessionError, SizeError
+from .session.profiler import MEMORY_PROFILER, MemoryMetrics, MemoryProfiler
+from .session.result import ProfileResult
+from .units import format_bytes, parse_size
+
+if TYPE_CHECKING:
+    from .outputs.report import Report
+    from .session.cache import TrackedCache
+
+_LAZY = {
+    "Report": ("cgmem_nb.outputs.report", "Report"),
+    "TrackedCache": ("cgmem_nb.session.cache", "TrackedCache"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'cgmem_nb' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext cgmem_nb``: register the magics."""
+    from .integrations.magics import load_ipython_extension as load
+
+    load(ipython)

@@ -1,0 +1,1 @@
+"""Integrations: IPython magics, the pytest plugin and the command line."""

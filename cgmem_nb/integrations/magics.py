@@ -1,0 +1,144 @@
+"""IPython magics: ``%%memprofile`` (and ``%memprofile STATEMENT``).
+
+Load with ``%load_ext cgmem_nb``. The magic's options come from one argument
+parser, which also makes the ``%%memprofile?`` help and the docs' reference.
+
+Nesting: a ``%%memprofile`` (or any session) started while another runs is a
+sub-session. Both record; the outer one sees everything the inner one saw.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from IPython.core import magic_arguments
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.display import display
+
+from ..errors import CgmemError
+from ..outputs.report import DEFAULT_TOP, Report
+from ..session.profiler import MEMORY_PROFILER
+from .cell_runner import TopLevelAwaitError, run_cell_code
+
+# Options that take a value, for splitting `%memprofile OPTIONS STATEMENT`.
+_VALUE_OPTIONS = {"-o", "--output", "--depth", "--limit", "--top", "--label"}
+_TOKEN = re.compile(r"""\s*("[^"]*"|'[^']*'|\S+)""")
+
+
+def split_line_statement(line: str) -> tuple[str, str]:
+    """Split ``%memprofile OPTIONS STATEMENT`` into the options and the raw statement."""
+    pos = 0
+    while True:
+        match = _TOKEN.match(line, pos)
+        if match is None or not match.group(1).startswith("-"):
+            break
+        option = match.group(1).split("=", 1)[0]
+        pos = match.end()
+        if option in _VALUE_OPTIONS and "=" not in match.group(1):
+            value = _TOKEN.match(line, pos)
+            if value is None:
+                break
+            pos = value.end()
+    return line[:pos], line[pos:].strip()
+
+
+def _usage_error(message: str) -> UsageError:
+    usage = CgmemMagics.memprofile.parser.format_usage().strip()  # type: ignore[attr-defined]
+    return UsageError(f"{message}\n{usage}")
+
+
+@magics_class
+class CgmemMagics(Magics):
+    """The cgmem_nb magics."""
+
+    @magic_arguments.magic_arguments()
+    @magic_arguments.argument("-o", "--output", metavar="NAME", help="Store the ProfileResult in the variable NAME.")
+    @magic_arguments.argument("--depth", type=int, metavar="N", help="Frames kept per allocation stack (1-100).")
+    @magic_arguments.argument("--limit", metavar="SIZE", help='Memory limit for this cell, e.g. "500 MB", "2 GiB", "750MiB".')
+    @magic_arguments.argument("--top", type=int, default=DEFAULT_TOP, metavar="N", help="Lines shown in the report (default 10).")
+    @magic_arguments.argument("--label", metavar="TEXT", help="Label of the result (default In[n]).")
+    @magic_arguments.argument("-q", "--quiet", action="store_true", help="Show no report (the result is still stored).")
+    @line_cell_magic
+    def memprofile(self, line: str, cell: str | None = None) -> Any:
+        """Profile the memory of a cell (``%%memprofile``) or one statement (``%memprofile STATEMENT``).
+
+        The cell runs in this kernel, in your namespace, exactly as without the
+        magic: its last expression is displayed as Out[n], its variables stay, and
+        an exception propagates after the result is stored. A report is shown under
+        the cell; ``-o r`` keeps the ProfileResult as ``r`` (its tables are pandas
+        DataFrames: r.lines, r.stacks, r.categories, r.threads, r.timeline).
+        The latest result is also at ``cgmem_nb.MEMORY_PROFILER.last_result``.
+        """
+        __tracebackhide__ = True  # noqa: F841 - hides this frame in IPython tracebacks
+        if cell is None:
+            options, statement = split_line_statement(line)
+            if not statement:
+                raise _usage_error("%memprofile needs a statement to profile (or use %%memprofile on a cell)")
+            code_text, full_source, first_line = statement, statement, 1
+            raw = self._current_raw_cell()
+            if raw:
+                for i, text in enumerate(raw.splitlines(), start=1):
+                    if text.lstrip().startswith("%memprofile") and statement in text:
+                        full_source, first_line = raw, i
+                        code_text = statement
+                        break
+        else:
+            options = line
+            code_text = cell
+            full_source = f"%%memprofile {line}\n{cell}"
+            first_line = 2
+            raw = self._current_raw_cell()
+            if raw and cell and raw.endswith(cell) and "%%memprofile" in raw[: len(raw) - len(cell)]:
+                full_source = raw
+                first_line = raw[: len(raw) - len(cell)].count("\n") + 1
+        args = magic_arguments.parse_argstring(self.memprofile, options)
+        if args.top is not None and args.top < 0:
+            raise _usage_error(f"--top {args.top} is not accepted: give 0 or more lines")
+        try:
+            session = MEMORY_PROFILER.session(args.label, depth=args.depth, limit=args.limit)
+        except CgmemError as exc:
+            raise _usage_error(str(exc)) from None
+        if not code_text.strip():
+            session.start()
+            result = session.stop()
+            self._deliver(args, result)
+            return None
+        session.start()
+        try:
+            value = run_cell_code(
+                self.shell, code_text, full_source=full_source, first_line=first_line, checkpoint=session.checkpoint
+            )
+        except TopLevelAwaitError as exc:
+            session.stop(exc)
+            raise UsageError(str(exc)) from None
+        except BaseException as exc:
+            result = session.stop(exc)
+            self._deliver(args, result)
+            raise
+        result = session.stop()
+        self._deliver(args, result)
+        return value
+
+    def _current_raw_cell(self) -> str | None:
+        history = getattr(self.shell, "history_manager", None)
+        raw = getattr(history, "input_hist_raw", None)
+        return raw[-1] if raw else None
+
+    def _deliver(self, args: Any, result: Any) -> None:
+        if args.output:
+            name = args.output
+            if not name.isidentifier():
+                raise _usage_error(f"-o {name!r} is not a valid variable name")
+            self.shell.user_ns[name] = result
+        if not args.quiet:
+            display(Report(result, top=args.top))
+
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (``%load_ext cgmem_nb``)."""
+    ipython.register_magics(CgmemMagics)
+
+

@@ -1,0 +1,1 @@
+"""Outputs: renderers of results (static report, plots, live panel, dashboard, exports)."""

@@ -1,0 +1,142 @@
+"""The static report: a full MIME bundle (text/plain and text/html) of a result.
+
+No IFrame, port or file: the HTML is self-contained with inline styles, so it
+renders in JupyterLab, Notebook 7, VS Code and nbconvert, and the plain text
+reads well in a terminal or a CI log.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from ..session.result import ProfileResult
+from ..units import format_bytes
+
+DEFAULT_TOP = 10
+
+
+def _headline(result: ProfileResult) -> list[tuple[str, str]]:
+    s = result.summary
+    est = " (estimated)" if s.get("estimate") else ""
+    rows = [
+        ("Peak (traced)", format_bytes(s.get("peak_bytes")) + est),
+        ("Retained", format_bytes(s.get("retained_bytes"), signed=True) + est),
+        ("RSS", f"{format_bytes(s.get('rss_before_bytes'))} → {format_bytes(s.get('rss_after_bytes'))} (peak {format_bytes(s.get('rss_peak_bytes'))})"),
+        ("Limit", f"{format_bytes(s.get('limit_bytes'))} ({s.get('limit_source')})"),
+        ("Duration", f"{float(s.get('duration_s') or 0):.2f} s"),
+        ("Tracer", f"{s.get('tracer')}, {s.get('stack_depth')} frames"),
+    ]
+    if s.get("error"):
+        rows.append(("Ended by", str(s["error"])))
+    if s.get("note"):
+        rows.append(("Note", str(s["note"])))
+    return rows
+
+
+def _top_lines(result: ProfileResult, top: int) -> list[dict[str, Any]]:
+    lines = result.lines
+    if lines.empty:
+        return []
+    return [dict(r) for _, r in lines.head(top).iterrows()]
+
+
+def render_text(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
+    """The report as plain text."""
+    title = f"cgmem_nb memory profile — {result.summary.get('label') or 'session'}"
+    out = [title, "=" * len(title)]
+    width = max(len(k) for k, _ in _headline(result))
+    out += [f"{k:<{width}}  {v}" for k, v in _headline(result)]
+    rows = _top_lines(result, top)
+    out.append("")
+    if rows:
+        out.append(f"Top {len(rows)} lines by memory held at the peak:")
+        out.append(f"  {'location':<22} {'peak':>10} {'retained':>10} {'allocated':>10}  code")
+        for r in rows:
+            code = str(r["code"] or "")[:60]
+            out.append(
+                f"  {str(r['location']):<22} {format_bytes(r['peak_bytes']):>10} {format_bytes(r['retained_bytes']):>10} "
+                f"{format_bytes(r['allocated_bytes']):>10}  {code}"
+            )
+    else:
+        out.append("No allocations were traced.")
+    cats = result.categories
+    if not cats.empty:
+        out.append("")
+        out.append("By category: " + ", ".join(f"{r.category} {format_bytes(r.peak_bytes)}" for r in cats.itertuples()))
+    return "\n".join(out)
+
+
+_CSS_TABLE = "border-collapse:collapse;font-size:12px;margin:4px 0"
+_CSS_TD = "padding:2px 8px;text-align:left;border-bottom:1px solid #ddd"
+_CSS_NUM = "padding:2px 8px;text-align:right;border-bottom:1px solid #ddd;font-variant-numeric:tabular-nums"
+
+
+def render_html(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
+    """The report as self-contained HTML (inline styles only)."""
+    e = html.escape
+    s = result.summary
+    parts = [
+        '<div class="cgmem-report" style="font-family:var(--jp-ui-font-family,sans-serif);font-size:13px">',
+        f"<b>cgmem_nb memory profile — {e(str(s.get('label') or 'session'))}</b>",
+        f'<table style="{_CSS_TABLE}">',
+    ]
+    for k, v in _headline(result):
+        parts.append(f'<tr><th style="{_CSS_TD}">{e(k)}</th><td style="{_CSS_TD}">{e(v)}</td></tr>')
+    parts.append("</table>")
+    rows = _top_lines(result, top)
+    peak = max(int(s.get("peak_bytes") or 0), 1)
+    if rows:
+        parts.append(f"<div>Top {len(rows)} lines by memory held at the peak</div>")
+        parts.append(f'<table style="{_CSS_TABLE}"><tr>')
+        for h in ("location", "peak", "retained", "allocated", "category", "code"):
+            parts.append(f'<th style="{_CSS_TD}">{h}</th>')
+        parts.append("</tr>")
+        for r in rows:
+            share = min(int(r["peak_bytes"] or 0) / peak, 1.0)
+            bar = f'<div style="background:#f4a261;height:4px;width:{share * 100:.0f}%"></div>'
+            parts.append(
+                f'<tr><td style="{_CSS_TD}"><code>{e(str(r["location"]))}</code></td>'
+                f'<td style="{_CSS_NUM}">{e(format_bytes(r["peak_bytes"]))}{bar}</td>'
+                f'<td style="{_CSS_NUM}">{e(format_bytes(r["retained_bytes"]))}</td>'
+                f'<td style="{_CSS_NUM}">{e(format_bytes(r["allocated_bytes"]))}</td>'
+                f'<td style="{_CSS_TD}">{e(str(r["category"]))}</td>'
+                f'<td style="{_CSS_TD}"><code>{e(str(r["code"] or "")[:100])}</code></td></tr>'
+            )
+        parts.append("</table>")
+    else:
+        parts.append("<div>No allocations were traced.</div>")
+    cats = result.categories
+    if not cats.empty:
+        parts.append(f'<table style="{_CSS_TABLE}"><tr><th style="{_CSS_TD}">category</th><th style="{_CSS_TD}">peak</th><th style="{_CSS_TD}">retained</th></tr>')
+        for r in cats.itertuples():
+            parts.append(
+                f'<tr><td style="{_CSS_TD}">{e(str(r.category))}</td><td style="{_CSS_NUM}">{e(format_bytes(r.peak_bytes))}</td>'
+                f'<td style="{_CSS_NUM}">{e(format_bytes(r.retained_bytes))}</td></tr>'
+            )
+        parts.append("</table>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def render_bundle(result: ProfileResult, top: int = DEFAULT_TOP) -> dict[str, str]:
+    """The report as a MIME bundle: ``text/plain`` and ``text/html``."""
+    return {"text/plain": render_text(result, top), "text/html": render_html(result, top)}
+
+
+class Report:
+    """A displayable report of one result (``display(Report(result, top=5))``)."""
+
+    def __init__(self, result: ProfileResult, top: int = DEFAULT_TOP) -> None:
+        self.result = result
+        self.top = top
+
+    def render(self) -> dict[str, str]:
+        """The MIME bundle."""
+        return render_bundle(self.result, self.top)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return self.render()
+
+    def __repr__(self) -> str:
+        return render_text(self.result, self.top)

@@ -1,0 +1,1 @@
+"""Sessions: the profiler, its private recordings and the finished results."""

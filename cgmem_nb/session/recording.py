@@ -1,0 +1,348 @@
+"""The private, mutable state of one running session, and how it becomes a result.
+
+A recording starts a tracer, remembers where it started, and keeps the
+snapshot taken at the highest traced level it has seen (checkpoints come from
+the monitor thread and, for cells, from every statement of the cell). When it
+stops it turns the final and peak snapshots into a :class:`ProfileResult`.
+
+Snapshot cost is bounded: a checkpoint snapshots only when the traced level has
+grown by at least 2% (and 1 MiB) since the last snapshot, and only while the
+time spent in snapshots stays under 5% of the session plus 50 ms.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+
+from .. import schema
+from ..categories import CATEGORY_RULES
+from ..config import ProfilerConfig
+from ..engine import probes
+from ..engine.monitor import MONITOR, Subscription, Tick
+from ..engine.tracers import Frame, StackStat, TraceSnapshot, Tracer
+from . import notebook
+from .result import ProfileResult
+
+_MIN_GROWTH = 1 << 20
+_GROWTH_FRACTION = 0.02
+_BUDGET_FIXED_S = 0.05
+_BUDGET_FRACTION = 0.05
+_MAX_STACK_ROWS = 500
+_MAX_LINE_ROWS = 1000
+
+StackKey = tuple[tuple[Frame, ...], "int | None", "str | None"]
+
+
+def _key(stat: StackStat) -> StackKey:
+    return (stat.frames, stat.thread_id, stat.tag)
+
+
+class Recording:
+    """One session's recording. Not thread-safe for start/stop; checkpoints are."""
+
+    def __init__(
+        self,
+        *,
+        tracer: Tracer | None,
+        config: ProfilerConfig,
+        label: str,
+        cell: int | None,
+        depth: int,
+        limit: probes.MemoryLimit,
+        tracer_note: str | None = None,
+    ) -> None:
+        self.tracer = tracer
+        self.config = config
+        self.label = label
+        self.cell = cell
+        self.depth = depth
+        self.limit = limit
+        self.tracer_note = tracer_note
+        self._lock = threading.Lock()
+        self._sub: Subscription | None = None
+        self._mark: object = None
+        self._ticks: list[tuple[float, int, int | None]] = []
+        self._peak_snap: TraceSnapshot | None = None
+        self._snap_level = 0
+        self._snap_cost = 0.0
+        self._held_max: dict[StackKey, tuple[int, int]] = {}
+        self._traced_peak = 0
+        self._rss_peak = 0
+        self.running = False
+
+    # -- life cycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start tracing and sampling. Raises if the tracer cannot start."""
+        self.started_wall = time.time()
+        # Subscribe first: the monitor thread's own start-up is then not traced.
+        self._sub = MONITOR.subscribe(self._on_tick, self.config.sample_interval)
+        self.t0 = time.perf_counter()
+        self.rss_before = probes.rss()
+        self._rss_peak = self.rss_before
+        try:
+            if self.tracer is not None:
+                self.tracer.start(self.depth)
+                try:
+                    self.depth_used = self.tracer.depth()
+                    self._mark = self.tracer.mark()
+                    # Reset (which folds the old peak into outer sessions) before listening.
+                    self.tracer.reset_peak()
+                    peaks = getattr(self.tracer, "peaks", None)
+                    if peaks is not None:
+                        peaks.add(self._on_traced_peak)
+                    self.traced_start = self.tracer.current()
+                except BaseException:
+                    self.tracer.stop()
+                    raise
+            else:
+                self.traced_start = 0
+                self.depth_used = 0
+        except BaseException:
+            self._sub.close()
+            raise
+        self._traced_peak = self.traced_start
+        probes.KERNEL_PEAK.reset()
+        probes.KERNEL_PEAK.peaks.add(self._on_rss_peak)
+        self._ticks.append((0.0, self.rss_before, 0 if self.tracer else None))
+        self.running = True
+
+    def _on_traced_peak(self, value: int) -> None:
+        if value > self._traced_peak:
+            self._traced_peak = value
+
+    def _on_rss_peak(self, value: int) -> None:
+        if value > self._rss_peak:
+            self._rss_peak = value
+
+    def _on_tick(self, tick: Tick) -> None:
+        if not self.running:
+            return
+        traced = None if tick.traced_bytes is None or self.tracer is None else tick.traced_bytes - self.traced_start
+        self._ticks.append((tick.perf - self.t0, tick.rss_bytes, traced))
+        if tick.rss_bytes > self._rss_peak:
+            self._rss_peak = tick.rss_bytes
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Snapshot if the traced level is a new high (within the cost budget)."""
+        tracer = self.tracer
+        if tracer is None or not self.running or not self._lock.acquire(blocking=False):
+            return
+        try:
+            level = tracer.current() - self.traced_start
+            if level < self._snap_level + max(_MIN_GROWTH, _GROWTH_FRACTION * self._snap_level):
+                return
+            elapsed = time.perf_counter() - self.t0
+            if self._snap_cost > _BUDGET_FIXED_S + _BUDGET_FRACTION * elapsed:
+                return
+            snap = tracer.snapshot(self._mark)
+            self._snap_cost += snap.cost_s
+            self._take(snap)
+        finally:
+            self._lock.release()
+
+    def _take(self, snap: TraceSnapshot) -> None:
+        if snap.live_bytes >= self._snap_level:
+            self._peak_snap = snap
+            self._snap_level = snap.live_bytes
+        held = self._held_max
+        for stat in snap.stats:
+            key = _key(stat)
+            old = held.get(key)
+            if old is None or stat.live_bytes > old[0]:
+                held[key] = (stat.live_bytes, stat.live_count)
+
+    def stop(self, error: BaseException | None = None) -> ProfileResult:
+        """Stop tracing and build the result. Always stops the tracer, even on error."""
+        self.running = False
+        tracer = self.tracer
+        final: TraceSnapshot | None = None
+        traced_end = 0
+        try:
+            if tracer is not None:
+                with self._lock:
+                    traced_end = tracer.current()
+                    final = tracer.snapshot(self._mark)
+                    self._snap_cost += final.cost_s
+                    if final.live_bytes >= self._snap_level:
+                        self._peak_snap = final
+                        self._snap_level = final.live_bytes
+                    peaks = getattr(tracer, "peaks", None)
+                    if peaks is not None:
+                        peaks.fold()
+                        peaks.remove(self._on_traced_peak)
+        finally:
+            if tracer is not None:
+                tracer.stop()
+            probes.KERNEL_PEAK.peaks.fold()
+            probes.KERNEL_PEAK.peaks.remove(self._on_rss_peak)
+            if self._sub is not None:
+                # After the tracer stops: the monitor thread's exit is then not traced.
+                self._sub.close()
+                self._sub = None
+        duration = time.perf_counter() - self.t0
+        rss_after = probes.rss()
+        build_started = time.perf_counter()
+        result = self._build(final, traced_end, rss_after, duration, error)
+        build_s = time.perf_counter() - build_started
+        summary = dict(result.summary)
+        summary["report_s"] = round(build_s + self._snap_cost, 6)
+        return ProfileResult(summary, {n: result.table(n) for n in result.table_names})
+
+    # -- building the result ------------------------------------------------------------
+    def _build(
+        self,
+        final: TraceSnapshot | None,
+        traced_end: int,
+        rss_after: int,
+        duration: float,
+        error: BaseException | None,
+    ) -> ProfileResult:
+        tracer = self.tracer
+        estimate = bool(tracer is not None and tracer.estimate)
+        peak_stats = {_key(s): s for s in (self._peak_snap.stats if self._peak_snap else ())}
+        final_stats = {_key(s): s for s in (final.stats if final else ())}
+        keys = set(peak_stats) | set(final_stats) | set(self._held_max)
+
+        stack_rows: list[dict[str, Any]] = []
+        own_bytes = 0
+        for key in keys:
+            frames, thread_id, tag = key
+            p, f = peak_stats.get(key), final_stats.get(key)
+            peak_b = p.live_bytes if p else 0
+            ret_b = f.live_bytes if f else 0
+            if estimate:
+                alloc_b = max((f.allocated_bytes if f else 0), (p.allocated_bytes if p else 0), peak_b, ret_b)
+            else:
+                alloc_b = max(self._held_max.get(key, (0, 0))[0], peak_b, ret_b)
+            count = f.live_count if f and ret_b else (p.live_count if p else 0)
+            if alloc_b <= 0 and peak_b <= 0 and ret_b <= 0:
+                continue
+            where = notebook.attribute(frames)
+            if where is None:
+                own_bytes += max(peak_b, ret_b)
+                continue
+            filename, lineno = where
+            loc = notebook.location(filename, lineno)
+            category = CATEGORY_RULES.classify(frames, tag, labels=(loc,)).value
+            stack_rows.append(
+                {
+                    "location": loc,
+                    "_filename": filename,
+                    "_lineno": lineno,
+                    "stack": " <- ".join(notebook.location(fn, ln) for fn, ln in frames),
+                    "depth": len(frames),
+                    "category": category,
+                    "thread_id": thread_id,
+                    "allocated_bytes": alloc_b,
+                    "peak_bytes": peak_b,
+                    "retained_bytes": ret_b,
+                    "count": count,
+                }
+            )
+        stack_rows.sort(key=lambda r: (r["peak_bytes"], r["retained_bytes"], r["allocated_bytes"]), reverse=True)
+
+        by_line: dict[tuple[str, int], dict[str, Any]] = {}
+        by_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        by_thread: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for row in stack_rows:
+            line = by_line.get((row["_filename"], row["_lineno"]))
+            if line is None:
+                line = by_line[(row["_filename"], row["_lineno"])] = {
+                    "location": row["location"],
+                    "cell": notebook.cell_number(row["_filename"]),
+                    "lineno": row["_lineno"],
+                    "filename": row["_filename"],
+                    "code": notebook.source_line(row["_filename"], row["_lineno"]),
+                    "category": row["category"],
+                    "allocated_bytes": 0,
+                    "peak_bytes": 0,
+                    "retained_bytes": 0,
+                    "count": 0,
+                }
+            for col in ("allocated_bytes", "peak_bytes", "retained_bytes", "count"):
+                line[col] += row[col]
+            cat = by_cat[row["category"]]
+            for i, col in enumerate(("allocated_bytes", "peak_bytes", "retained_bytes", "count")):
+                cat[i] += row[col]
+            if row["thread_id"] is not None:
+                th = by_thread[row["thread_id"]]
+                for i, col in enumerate(("allocated_bytes", "peak_bytes", "retained_bytes")):
+                    th[i] += row[col]
+
+        peak_bytes = max(self._traced_peak - self.traced_start, 0) if tracer is not None else 0
+        lines = sorted(by_line.values(), key=lambda r: (r["peak_bytes"], r["retained_bytes"], r["allocated_bytes"]), reverse=True)
+        for i, row in enumerate(stack_rows):
+            row["stack_id"] = i
+        cats = [
+            {
+                "category": name,
+                "allocated_bytes": v[0],
+                "peak_bytes": v[1],
+                "retained_bytes": v[2],
+                "count": v[3],
+                "share": (v[1] / peak_bytes) if peak_bytes else 0.0,
+            }
+            for name, v in sorted(by_cat.items(), key=lambda kv: kv[1][1], reverse=True)
+        ]
+        names = {t.ident: t.name for t in threading.enumerate()}
+        threads = [
+            {"thread_id": tid, "thread_name": names.get(tid), "allocated_bytes": v[0], "peak_bytes": v[1], "retained_bytes": v[2]}
+            for tid, v in sorted(by_thread.items(), key=lambda kv: kv[1][1], reverse=True)
+        ]
+        traced_now = (traced_end - self.traced_start) if tracer is not None else None
+        ticks = self._ticks + [(duration, rss_after, traced_now)]
+        interval = self.config.sample_interval
+        timeline = []
+        last_t = 0.0
+        for t, rss, traced in ticks:
+            timeline.append({"t_s": t, "rss_bytes": rss, "traced_bytes": traced, "gap": (t - last_t) > 3 * interval + 0.05})
+            last_t = t
+        rss_peak = max(self._rss_peak, rss_after, *(r for _, r, _ in ticks))
+        if not probes.KERNEL_PEAK.resettable:
+            rss_peak = max(rss_peak, self.rss_before)
+
+        retained = (traced_end - self.traced_start) if tracer is not None else 0
+        allocated = sum(r["allocated_bytes"] for r in stack_rows) if tracer is not None else 0
+        peak_lines = sum(r["peak_bytes"] for r in stack_rows)
+        summary: dict[str, Any] = {
+            "label": self.label,
+            "cell": self.cell,
+            "tracer": tracer.name if tracer is not None else "disabled",
+            "estimate": estimate,
+            "started_at": datetime.fromtimestamp(self.started_wall, timezone.utc).isoformat(),
+            "duration_s": round(duration, 6),
+            "peak_bytes": peak_bytes,
+            "retained_bytes": retained,
+            "allocated_bytes": max(allocated, peak_bytes) if tracer is not None else 0,
+            "traced_start_bytes": self.traced_start,
+            "peak_coverage": round(min(peak_lines / peak_bytes, 1.0), 4) if peak_bytes else 1.0,
+            "rss_before_bytes": self.rss_before,
+            "rss_after_bytes": rss_after,
+            "rss_peak_bytes": rss_peak,
+            "limit_bytes": self.limit.bytes,
+            "limit_source": self.limit.source,
+            "stack_depth": self.depth_used,
+            "stacks_total": len(stack_rows),
+            "error": None if error is None else f"{type(error).__name__}: {error}",
+            "interrupted": isinstance(error, KeyboardInterrupt),
+            "note": self.tracer_note,
+            "profiler_bytes": own_bytes,
+        }
+        for row in stack_rows:
+            row.pop("_filename")
+            row.pop("_lineno")
+        tables: dict[str, pd.DataFrame] = {
+            "lines": schema.make_frame("lines", lines[:_MAX_LINE_ROWS]),
+            "stacks": schema.make_frame("stacks", stack_rows[:_MAX_STACK_ROWS]),
+            "categories": schema.make_frame("categories", cats),
+            "threads": schema.make_frame("threads", threads),
+            "timeline": schema.make_frame("timeline", timeline),
+        }
+        return ProfileResult(summary, tables)

@@ -1,0 +1,189 @@
+"""``ProfileResult``: the finished, immutable record of one profiling session.
+
+A result holds a summary (a read-only mapping of headline figures) and tables
+(DataFrames whose columns are documented in :mod:`cgmem_nb.schema`). The
+properties hand out copies, so a result never changes after it is made.
+``to_json()`` / ``ProfileResult.from_json()`` round-trip to an equal result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ..errors import ResultFormatError
+from ..schema import TABLES, make_frame
+
+_FORMAT = "cgmem_nb.ProfileResult"
+_VERSION = 1
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy of a cell value (pandas NA becomes None)."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        return value.item()
+    return value
+
+
+def write_atomically(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class ProfileResult:
+    """What one profiling session saw. Immutable; tables are returned as copies."""
+
+    __slots__ = ("_summary", "_tables")
+
+    def __init__(self, summary: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> None:
+        self._summary: Mapping[str, Any] = MappingProxyType(dict(summary))
+        full = {name: make_frame(name) for name in TABLES}
+        full.update({name: frame.copy() for name, frame in tables.items()})
+        self._tables: Mapping[str, pd.DataFrame] = MappingProxyType(full)
+
+    # -- figures -----------------------------------------------------------------
+    @property
+    def summary(self) -> Mapping[str, Any]:
+        """Headline figures: ``peak_bytes``, ``retained_bytes``, ``allocated_bytes``,
+        ``rss_before_bytes``, ``rss_after_bytes``, ``rss_peak_bytes``, ``duration_s``,
+        ``tracer``, ``cell`` and more (see the docs)."""
+        return self._summary
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A copy of the table ``name`` (see :data:`cgmem_nb.schema.TABLES`)."""
+        try:
+            return self._tables[name].copy()
+        except KeyError:
+            raise KeyError(f"no table {name!r} in this result; tables: {sorted(self._tables)}") from None
+
+    @property
+    def table_names(self) -> list[str]:
+        """Names of the tables this result holds."""
+        return list(self._tables)
+
+    @property
+    def lines(self) -> pd.DataFrame:
+        """Memory by source line (``In[n]:line`` for cell code), biggest peak first."""
+        return self.table("lines")
+
+    @property
+    def stacks(self) -> pd.DataFrame:
+        """Memory by allocating stack."""
+        return self.table("stacks")
+
+    @property
+    def categories(self) -> pd.DataFrame:
+        """Memory by allocation category."""
+        return self.table("categories")
+
+    @property
+    def threads(self) -> pd.DataFrame:
+        """Memory by thread (empty when the tracer does not record threads)."""
+        return self.table("threads")
+
+    @property
+    def timeline(self) -> pd.DataFrame:
+        """RSS and traced bytes over the session, one row per monitor tick."""
+        return self.table("timeline")
+
+    def with_tables(self, **tables: pd.DataFrame) -> "ProfileResult":
+        """A new result with tables added or replaced (used by the analysis)."""
+        merged = dict(self._tables)
+        merged.update(tables)
+        return ProfileResult(self._summary, merged)
+
+    # -- equality and display ------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProfileResult):
+            return NotImplemented
+        if dict(self._summary) != dict(other._summary) or set(self._tables) != set(other._tables):
+            return False
+        return all(self._tables[n].equals(other._tables[n]) for n in self._tables)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        s = self._summary
+        return (
+            f"<ProfileResult {s.get('label') or ''} peak={s.get('peak_bytes')} "
+            f"retained={s.get('retained_bytes')} tracer={s.get('tracer')}>"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        # Display is the outputs layer's job; imported here, lazily, at the edge.
+        from ..outputs.report import render_bundle
+
+        return render_bundle(self)
+
+    # -- serialization ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict holding everything in the result."""
+        tables = {}
+        for name, frame in self._tables.items():
+            tables[name] = {
+                "columns": list(frame.columns),
+                "dtypes": {c: str(t) for c, t in frame.dtypes.items()},
+                "data": [[_plain(v) for v in row] for row in frame.itertuples(index=False, name=None)],
+            }
+        return {"format": _FORMAT, "version": _VERSION, "summary": dict(self._summary), "tables": tables}
+
+    def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int | None = None) -> str:
+        """The result as JSON text; also written (atomically) to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_plain)
+        if path is not None:
+            write_atomically(path, text)
+        return text
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ProfileResult":
+        """Rebuild a result from :meth:`to_dict` output."""
+        if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
+            raise ResultFormatError(
+                "this is not a saved cgmem_nb result: expected a JSON object with "
+                f"format={_FORMAT!r}; save one with ProfileResult.to_json()"
+            )
+        if data.get("version") != _VERSION:
+            raise ResultFormatError(f"saved result version {data.get('version')!r} is not supported (expected {_VERSION})")
+        tables = {}
+        for name, spec in data.get("tables", {}).items():
+            frame = pd.DataFrame(spec["data"], columns=spec["columns"])
+            tables[name] = frame.astype(spec["dtypes"]) if len(spec["columns"]) else frame
+        return cls(data.get("summary", {}), tables)
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike[str]) -> "ProfileResult":
+        """Read a result from JSON text or from a file path."""
+        text = str(source)
+        if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
+            try:
+                text = Path(source).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ResultFormatError(f"could not read saved result {str(source)!r}: {exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ResultFormatError(f"saved result is not valid JSON ({exc}); was it written by to_json()?") from None
+        return cls.from_dict(data)
