@@ -62,6 +62,6 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext cgmem_nb``: register the magics."""
-    from .integrations.magics import load_ipython_extension as load
+    from .integrations.extension import load_ipython_extension as load
 
     load(ipython)

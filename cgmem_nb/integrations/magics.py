@@ -94,6 +94,8 @@ class CgmemMagics(Magics):
                 full_source = raw
                 first_line = raw[: len(raw) - len(cell)].count("\n") + 1
         args = magic_arguments.parse_argstring(self.memprofile, options)
+        if args.output and not args.output.isidentifier():
+            raise _usage_error(f"-o {args.output!r} is not a valid variable name")
         if args.top is not None and args.top < 0:
             raise _usage_error(f"--top {args.top} is not accepted: give 0 or more lines")
         try:
@@ -128,17 +130,6 @@ class CgmemMagics(Magics):
 
     def _deliver(self, args: Any, result: Any) -> None:
         if args.output:
-            name = args.output
-            if not name.isidentifier():
-                raise _usage_error(f"-o {name!r} is not a valid variable name")
-            self.shell.user_ns[name] = result
+            self.shell.user_ns[args.output] = result
         if not args.quiet:
             display(Report(result, top=args.top))
-
-
-
-def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics (``%load_ext cgmem_nb``)."""
-    ipython.register_magics(CgmemMagics)
-
-

@@ -1,0 +1,174 @@
+"""Sessions against ground truth that the tests allocate themselves."""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from cgmem_nb import MEMORY_PROFILER, MemoryProfiler, ProfileResult, ProfilerConfig, SessionError
+from cgmem_nb.engine.tracers import EXACT_TRACER
+
+MB = 1000**2
+
+
+def _within(value: float, target: float, tolerance: float = 0.05) -> bool:
+    return abs(value - target) <= tolerance * target
+
+
+def make_temporary_and_kept() -> list[bytes]:
+    tmp = np.ones(5_000_000)  # 40 MB, dropped
+    keep = [bytes(1_000_000) for _ in range(20)]  # 20 MB, kept
+    del tmp
+    return keep
+
+
+def test_session_peak_and_retained_match_ground_truth() -> None:
+    with MEMORY_PROFILER.session("truth") as s:
+        kept = make_temporary_and_kept()
+        s.checkpoint()
+    assert s.result is not None
+    summary = s.result.summary
+    assert _within(summary["peak_bytes"], 60 * MB), summary["peak_bytes"]
+    assert _within(summary["retained_bytes"], 20 * MB), summary["retained_bytes"]
+    assert summary["tracer"] == "exact" and summary["label"] == "truth"
+    assert len(kept) == 20
+
+
+def test_lines_name_the_temporary_and_the_kept_line() -> None:
+    with MEMORY_PROFILER.session() as s:
+        kept = make_temporary_and_kept()
+    lines = s.result.lines  # type: ignore[union-attr]
+    by_code = {row.code: row for row in lines.itertuples()}
+    tmp_row = by_code["tmp = np.ones(5_000_000)  # 40 MB, dropped"]
+    keep_row = by_code["keep = [bytes(1_000_000) for _ in range(20)]  # 20 MB, kept"]
+    assert _within(tmp_row.peak_bytes, 40 * MB) and tmp_row.retained_bytes < MB
+    assert _within(keep_row.retained_bytes, 20 * MB)
+    assert tmp_row.category == "Vector"
+    assert lines.iloc[0].code == tmp_row.code  # biggest at the peak first
+    del kept
+
+
+def test_nested_sessions_each_see_their_own_part() -> None:
+    with MEMORY_PROFILER.session("outer") as outer:
+        a = bytes(30 * MB)
+        with MEMORY_PROFILER.session("inner") as inner:
+            b = bytes(10 * MB)
+        del b
+    assert _within(outer.result.summary["peak_bytes"], 40 * MB)  # type: ignore[union-attr]
+    assert _within(outer.result.summary["retained_bytes"], 30 * MB)  # type: ignore[union-attr]
+    assert _within(inner.result.summary["peak_bytes"], 10 * MB)  # type: ignore[union-attr]
+    assert _within(inner.result.summary["retained_bytes"], 10 * MB)  # type: ignore[union-attr]
+    del a
+
+
+def test_inner_reset_does_not_hide_outer_peak() -> None:
+    with MEMORY_PROFILER.session("outer") as outer:
+        big = bytes(50 * MB)
+        del big
+        with MEMORY_PROFILER.session("inner"):
+            small = bytes(1 * MB)
+        del small
+    assert _within(outer.result.summary["peak_bytes"], 50 * MB)  # type: ignore[union-attr]
+
+
+def test_user_tracemalloc_is_respected() -> None:
+    tracemalloc.start(3)
+    try:
+        keep_before = bytes(5 * MB)
+        with MEMORY_PROFILER.session() as s:
+            inside = bytes(10 * MB)
+        assert tracemalloc.is_tracing(), "the profiler stopped a tracemalloc it did not start"
+        assert tracemalloc.get_traceback_limit() == 3
+        assert s.result.summary["stack_depth"] == 3  # type: ignore[union-attr]
+        assert _within(s.result.summary["retained_bytes"], 10 * MB)  # type: ignore[union-attr]
+        snap = tracemalloc.take_snapshot()
+        assert sum(t.size for t in snap.traces) >= 15 * MB  # the user's traces survived
+        del inside, keep_before
+    finally:
+        tracemalloc.stop()
+
+
+def test_session_decorator_records_each_call() -> None:
+    @MEMORY_PROFILER.session("decorated")
+    def work() -> int:
+        data = bytes(12 * MB)
+        return len(data)
+
+    assert work() == 12 * MB
+    result = MEMORY_PROFILER.last_result
+    assert result is not None and result.summary["label"] == "decorated"
+    assert _within(result.summary["peak_bytes"], 12 * MB)
+
+
+def test_exception_stops_tracer_and_stores_result() -> None:
+    with pytest.raises(ZeroDivisionError):
+        with MEMORY_PROFILER.session("boom"):
+            junk = bytes(3 * MB)
+            1 / 0
+    assert not EXACT_TRACER.is_running() and not tracemalloc.is_tracing()
+    result = MEMORY_PROFILER.last_result
+    assert result is not None and result.summary["error"].startswith("ZeroDivisionError")
+    del junk
+
+
+def test_session_cannot_be_reused() -> None:
+    s = MEMORY_PROFILER.session()
+    with s:
+        pass
+    with pytest.raises(SessionError, match="ended"):
+        s.start()
+    with pytest.raises(SessionError, match="not running"):
+        s.stop()
+
+
+def test_disabled_profiler_records_nothing() -> None:
+    profiler = MemoryProfiler(ProfilerConfig(enabled=False))
+    with profiler.session() as s:
+        data = bytes(5 * MB)
+    assert s.result.summary["tracer"] == "disabled" and s.result.summary["peak_bytes"] == 0  # type: ignore[union-attr]
+    assert not tracemalloc.is_tracing()
+    del data
+
+
+def test_timeline_has_samples_of_a_slow_session() -> None:
+    profiler = MemoryProfiler(ProfilerConfig(sample_interval=0.02))
+    with profiler.session() as s:
+        chunks = []
+        for _ in range(10):
+            chunks.append(bytes(MB))
+            threading.Event().wait(0.02)
+    timeline = s.result.timeline  # type: ignore[union-attr]
+    assert len(timeline) >= 5
+    assert timeline["t_s"].is_monotonic_increasing
+    assert _within(float(timeline["traced_bytes"].iloc[-1]), 10 * MB, 0.1)
+    assert int(timeline["rss_bytes"].min()) > 0
+
+
+def test_result_json_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with MEMORY_PROFILER.session("json") as s:
+        kept = make_temporary_and_kept()
+    result = s.result
+    assert result is not None
+    path = tmp_path / "r.json"
+    text = result.to_json(path)
+    again = ProfileResult.from_json(path)
+    assert again == result
+    assert ProfileResult.from_json(text) == result
+    assert again.lines.dtypes.equals(result.lines.dtypes)
+    del kept
+
+
+def test_result_tables_are_copies() -> None:
+    with MEMORY_PROFILER.session() as s:
+        data = bytes(2 * MB)
+    result = s.result
+    assert result is not None
+    lines = result.lines
+    lines["peak_bytes"] = 0
+    assert int(result.lines["peak_bytes"].sum()) > 0
+    with pytest.raises(TypeError):
+        result.summary["peak_bytes"] = 0  # type: ignore[index]
+    del data
