@@ -45,8 +45,8 @@ def split_line_statement(line: str) -> tuple[str, str]:
 
 
 def _usage_error(message: str) -> UsageError:
-    usage = CgmemMagics.memprofile.parser.format_usage().strip()  # type: ignore[attr-defined]
-    return UsageError(f"{message}\n{usage}")
+    usage = CgmemMagics.memprofile.parser.format_usage().replace("::", "").strip()  # type: ignore[attr-defined]
+    return UsageError(f"{message}\nusage: {' '.join(usage.split())}")
 
 
 @magics_class
@@ -93,7 +93,14 @@ class CgmemMagics(Magics):
             if raw and cell and raw.endswith(cell) and "%%memprofile" in raw[: len(raw) - len(cell)]:
                 full_source = raw
                 first_line = raw[: len(raw) - len(cell)].count("\n") + 1
-        args = magic_arguments.parse_argstring(self.memprofile, options)
+        try:
+            args = magic_arguments.parse_argstring(self.memprofile, options)
+        except UsageError as exc:
+            raise _usage_error(str(exc)) from None
+        for name in ("limit", "label", "output"):
+            value = getattr(args, name)
+            if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                setattr(args, name, value[1:-1])
         if args.output and not args.output.isidentifier():
             raise _usage_error(f"-o {args.output!r} is not a valid variable name")
         if args.top is not None and args.top < 0:
