@@ -82,8 +82,8 @@ class PressureLevel(enum.Enum):
     """How close memory use is to the limit, from ``LOW`` to ``CRITICAL``.
 
     Levels are ordered (``PressureLevel.HIGH > PressureLevel.MEDIUM``). The value is
-    the display name. The seed's spellings (``PressureLevel.Low`` …) are aliases
-    of the upper-case members.
+    the display name in the seed's spelling, so ``PressureLevel("High")`` is
+    ``PressureLevel.HIGH``.
 
     Default thresholds, as fractions of the memory limit (see
     :data:`DEFAULT_PRESSURE_THRESHOLDS`):
@@ -102,11 +102,6 @@ class PressureLevel(enum.Enum):
     MEDIUM = "Medium"
     HIGH = "High"
     CRITICAL = "Critical"
-    # Seed spellings (aliases: same values, same members).
-    Low = "Low"
-    Medium = "Medium"
-    High = "High"
-    Critical = "Critical"
 
     @property
     def rank(self) -> int:

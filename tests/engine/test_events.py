@@ -51,9 +51,9 @@ def test_events_are_frozen_carry_kind_and_timestamp() -> None:
     }
 
 
-def test_pressure_levels_are_ordered_and_accept_seed_spelling() -> None:
+def test_pressure_levels_are_ordered_and_built_from_seed_spelling() -> None:
     assert PressureLevel.LOW < PressureLevel.MEDIUM < PressureLevel.HIGH < PressureLevel.CRITICAL
-    assert PressureLevel.Critical is PressureLevel.CRITICAL
+    assert PressureLevel("Critical") is PressureLevel.CRITICAL
     assert [level.value for level in PressureLevel] == ["Low", "Medium", "High", "Critical"]
 
 
