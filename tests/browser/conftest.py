@@ -15,7 +15,7 @@ import importlib.util
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Generator, Iterator
 
 import pytest
 from harness import CHROMIUM, CHROMIUM_ARGS, JupyterLabServer, start_jupyterlab
@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Keep each phase's report on the item (``item.rep_setup`` / ``rep_call``) for fixtures to read."""
-    report = yield
+    report: pytest.TestReport = yield
     setattr(item, f"rep_{report.when}", report)
     return report
 

@@ -104,8 +104,9 @@ class JupyterLabServer:
         pairs. The notebook names the private kernelspec so it opens on the test
         interpreter without a kernel picker.
         """
-        import nbformat
+        import nbformat as _nbformat
 
+        nbformat: Any = _nbformat  # untyped library
         nb = nbformat.v4.new_notebook()
         nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3 (tests)", "language": "python"}
         nb.metadata["language_info"] = {"name": "python"}
@@ -316,7 +317,7 @@ def open_notebook(page: Page, server: JupyterLabServer, name: str, timeout: floa
 
 def kernel_status(page: Page) -> str | None:
     """The current notebook's kernel status (``"idle"``, ``"busy"``, ``"starting"`` …), or None without a kernel."""
-    return evaluate(
+    status = evaluate(
         page,
         """() => {
             const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
@@ -324,6 +325,7 @@ def kernel_status(page: Page) -> str | None:
             return kernel ? kernel.status : null;
         }""",
     )
+    return None if status is None else str(status)
 
 
 def wait_for_kernel_idle(page: Page, timeout: float = 60.0) -> None:
