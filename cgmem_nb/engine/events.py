@@ -28,7 +28,7 @@ Example::
     async def watch() -> None:
         with EVENT_BUS.receiver(types=(MemoryPressure,)) as receiver:
             async for event in receiver:
-                if event.level >= PressureLevel.HIGH:
+                if isinstance(event, MemoryPressure) and event.level >= PressureLevel.HIGH:
                     print("memory pressure:", event.level.value)
 
 Pressure levels are computed by :class:`PressureTracker`, a small pure class that
