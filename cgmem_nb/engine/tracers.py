@@ -12,6 +12,7 @@ This module holds the protocol, the shared record types and the exact tracer
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 import tracemalloc
@@ -160,7 +161,7 @@ def _raw_traces() -> list[tuple[object, ...]]:
     getter = getattr(tracemalloc, "_get_traces", None)
     if getter is not None:
         return list(getter())
-    return list(tracemalloc.take_snapshot().traces._traces)  # pragma: no cover
+    return list(tracemalloc.take_snapshot().traces._traces)  # type: ignore[attr-defined]  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -243,11 +244,11 @@ class ExactTracer:
                 # Tracing began just now for this mark: nothing older is traced.
                 self._fresh = False
                 return _ExactMark(None)
-        baseline = {
+        baseline: dict[tuple[Frame, ...], tuple[int, int]] = {
             tb: (size, count)  # type: ignore[misc]
             for tb, size, count in _group_traces(_raw_traces()).values()
         }
-        return _ExactMark(baseline)  # type: ignore[arg-type]
+        return _ExactMark(baseline)
 
     def snapshot(self, since: object) -> TraceSnapshot:
         if not isinstance(since, _ExactMark):
@@ -283,7 +284,7 @@ def available_tracers() -> dict[str, Tracer]:
     """Tracers that can run in this process, by name (``"exact"`` always)."""
     tracers: dict[str, Tracer] = {"exact": EXACT_TRACER}
     try:
-        from . import sampled
+        sampled = importlib.import_module("cgmem_nb.engine.sampled")
     except ImportError:
         return tracers
     tracer = sampled.get_tracer()

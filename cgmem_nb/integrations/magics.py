@@ -45,7 +45,7 @@ def split_line_statement(line: str) -> tuple[str, str]:
 
 
 def _usage_error(message: str) -> UsageError:
-    usage = CgmemMagics.memprofile.parser.format_usage().replace("::", "").strip()  # type: ignore[attr-defined]
+    usage = CgmemMagics.memprofile.parser.format_usage().replace("::", "").strip()
     return UsageError(f"{message}\nusage: {' '.join(usage.split())}")
 
 
@@ -137,6 +137,7 @@ class CgmemMagics(Magics):
 
     def _deliver(self, args: Any, result: Any) -> None:
         if args.output:
+            assert self.shell is not None
             self.shell.user_ns[args.output] = result
         if not args.quiet:
             display(Report(result, top=args.top))

@@ -63,7 +63,7 @@ def render_text(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
     cats = result.categories
     if not cats.empty:
         out.append("")
-        out.append("By category: " + ", ".join(f"{r.category} {format_bytes(r.peak_bytes)}" for r in cats.itertuples()))
+        out.append("By category: " + ", ".join(f"{c} {format_bytes(int(b))}" for c, b in zip(cats["category"], cats["peak_bytes"])))
     return "\n".join(out)
 
 
@@ -109,10 +109,10 @@ def render_html(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
     cats = result.categories
     if not cats.empty:
         parts.append(f'<table style="{_CSS_TABLE}"><tr><th style="{_CSS_TD}">category</th><th style="{_CSS_TD}">peak</th><th style="{_CSS_TD}">retained</th></tr>')
-        for r in cats.itertuples():
+        for cat, peak_b, kept_b in zip(cats["category"], cats["peak_bytes"], cats["retained_bytes"]):
             parts.append(
-                f'<tr><td style="{_CSS_TD}">{e(str(r.category))}</td><td style="{_CSS_NUM}">{e(format_bytes(r.peak_bytes))}</td>'
-                f'<td style="{_CSS_NUM}">{e(format_bytes(r.retained_bytes))}</td></tr>'
+                f'<tr><td style="{_CSS_TD}">{e(str(cat))}</td><td style="{_CSS_NUM}">{e(format_bytes(int(peak_b)))}</td>'
+                f'<td style="{_CSS_NUM}">{e(format_bytes(int(kept_b)))}</td></tr>'
             )
         parts.append("</table>")
     parts.append("</div>")

@@ -299,7 +299,8 @@ class MemoryProfiler:
         config = self.config
         limit = probes.MemoryLimit(session.limit, "session") if session.limit else self.memory_limit()
         if not config.enabled:
-            tracer, note = None, "profiling is disabled (ProfilerConfig.enabled=False)"
+            tracer: Tracer | None = None
+            note: str | None = "profiling is disabled (ProfilerConfig.enabled=False)"
         else:
             tracer, note = self._choose_tracer(session.tracer_choice)
         depth = session.depth or (config.stack_trace_depth if config.enable_stack_traces else 1)
