@@ -17,7 +17,8 @@ import threading
 import time
 import tracemalloc
 from dataclasses import dataclass
-from typing import Callable, Protocol, runtime_checkable
+from operator import itemgetter
+from typing import Any, Callable, Protocol, runtime_checkable
 
 from ..errors import TracerError
 
@@ -137,30 +138,30 @@ class PeakFolder:
         self._reset()
 
 
-def _group_traces(raw: list[tuple[object, ...]]) -> dict[int, list[object]]:
-    """Group tracemalloc's raw traces by traceback: ``{id(tb): [tb, bytes, count]}``.
+def _group_traces(raw: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """Group tracemalloc's raw traces by traceback: ``{traceback: (bytes, blocks)}``.
 
-    tracemalloc shares one tuple per distinct traceback inside one ``_get_traces()``
-    call, so grouping by identity avoids hashing nested tuples millions of times.
+    Runs while tracemalloc traces this very code, and every object allocated
+    here costs a traced allocation (several microseconds with a deep stack).
+    So the loop allocates nothing per trace: traces are appended to one list
+    per traceback and summed in C afterwards.
     """
-    groups: dict[int, list[object]] = {}
+    groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     get = groups.get
     for trace in raw:
-        tb = trace[2]
-        key = id(tb)
-        entry = get(key)
-        if entry is None:
-            groups[key] = [tb, trace[1], 1]
+        bucket = get(trace[2])
+        if bucket is None:
+            groups[trace[2]] = [trace]
         else:
-            entry[1] += trace[1]  # type: ignore[operator]
-            entry[2] += 1  # type: ignore[operator]
-    return groups
+            bucket.append(trace)
+    size_of = itemgetter(1)
+    return {tb: (sum(map(size_of, bucket)), len(bucket)) for tb, bucket in groups.items()}
 
 
-def _raw_traces() -> list[tuple[object, ...]]:
+def _raw_traces() -> list[tuple[Any, ...]]:
     getter = getattr(tracemalloc, "_get_traces", None)
     if getter is not None:
-        return list(getter())
+        return getter()  # type: ignore[no-any-return]
     return list(tracemalloc.take_snapshot().traces._traces)  # type: ignore[attr-defined]  # pragma: no cover
 
 
@@ -168,7 +169,7 @@ def _raw_traces() -> list[tuple[object, ...]]:
 class _ExactMark:
     """Baseline of an exact-tracer mark: ``None`` when tracing began at the mark."""
 
-    baseline: dict[tuple[Frame, ...], tuple[int, int]] | None
+    baseline: dict[tuple[Any, ...], tuple[int, int]] | None
 
 
 class ExactTracer:
@@ -238,17 +239,17 @@ class ExactTracer:
         if tracemalloc.is_tracing():
             self.peaks.reset()
 
+    def cost_hint(self) -> int:
+        """A number that grows with what a snapshot costs (tracemalloc's own memory)."""
+        return tracemalloc.get_tracemalloc_memory() if tracemalloc.is_tracing() else 0
+
     def mark(self) -> object:
         with self._lock:
             if self._fresh:
                 # Tracing began just now for this mark: nothing older is traced.
                 self._fresh = False
                 return _ExactMark(None)
-        baseline: dict[tuple[Frame, ...], tuple[int, int]] = {
-            tb: (size, count)  # type: ignore[misc]
-            for tb, size, count in _group_traces(_raw_traces()).values()
-        }
-        return _ExactMark(baseline)
+        return _ExactMark(_group_traces(_raw_traces()))
 
     def snapshot(self, since: object) -> TraceSnapshot:
         if not isinstance(since, _ExactMark):
@@ -260,16 +261,15 @@ class ExactTracer:
         baseline = since.baseline
         stats: list[StackStat] = []
         total = 0
-        for tb, size, count in groups.values():
-            size_i, count_i = int(size), int(count)  # type: ignore[call-overload]
+        for tb, (size_i, count_i) in groups.items():
             if baseline is not None:
-                old = baseline.get(tb)  # type: ignore[call-overload]
+                old = baseline.get(tb)
                 if old is not None:
                     size_i -= old[0]
                     count_i -= old[1]
                     if size_i <= 0:
                         continue
-            frames = tuple((str(f), int(n)) for f, n in tb)  # type: ignore[attr-defined]
+            frames = tuple((str(f), int(n)) for f, n in tb)
             stats.append(StackStat(frames, size_i, max(count_i, 0), size_i, max(count_i, 0)))
             total += size_i
         now = time.perf_counter()

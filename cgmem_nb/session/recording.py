@@ -71,6 +71,8 @@ class Recording:
         self._peak_snap: TraceSnapshot | None = None
         self._snap_level = 0
         self._snap_cost = 0.0
+        self._last_cost = 0.0
+        self._last_hint = 0
         self._held_max: dict[StackKey, tuple[int, int]] = {}
         self._traced_peak = 0
         self._rss_peak = 0
@@ -139,10 +141,14 @@ class Recording:
             if level < self._snap_level + max(_MIN_GROWTH, _GROWTH_FRACTION * self._snap_level):
                 return
             elapsed = time.perf_counter() - self.t0
-            if self._snap_cost > _BUDGET_FIXED_S + _BUDGET_FRACTION * elapsed:
+            hint = getattr(tracer, "cost_hint", None)
+            size = hint() if hint is not None else 0
+            predicted = self._last_cost * (size / self._last_hint) if self._last_hint else 0.0
+            if self._snap_cost + predicted > _BUDGET_FIXED_S + _BUDGET_FRACTION * elapsed:
                 return
             snap = tracer.snapshot(self._mark)
             self._snap_cost += snap.cost_s
+            self._last_cost, self._last_hint = snap.cost_s, size
             self._take(snap)
         finally:
             self._lock.release()
