@@ -1,0 +1,85 @@
+"""Process probes and the monitor thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+from cgmem_nb.engine import probes
+from cgmem_nb.engine.monitor import Monitor, Tick
+
+MB = 1000**2
+
+
+def test_rss_matches_psutil() -> None:
+    assert probes.rss() == pytest.approx(psutil.Process().memory_info().rss, rel=0.05)
+
+
+def test_kernel_peak_sees_a_freed_allocation_and_resets() -> None:
+    if not probes.KERNEL_PEAK.resettable:
+        pytest.skip("this kernel does not let a process reset its peak RSS (/proc/self/clear_refs)")
+    probes.KERNEL_PEAK.reset()
+    before = probes.rss()
+    block = np.ones(30_000_000)  # 240 MB, touched
+    del block
+    peak = probes.KERNEL_PEAK.read()
+    assert peak >= before + 200 * MB
+    probes.KERNEL_PEAK.reset()
+    assert probes.KERNEL_PEAK.read() < before + 100 * MB
+
+
+def test_kernel_peak_fold_hands_peak_to_listeners_before_reset() -> None:
+    seen: list[int] = []
+    probes.KERNEL_PEAK.peaks.add(seen.append)
+    try:
+        probes.KERNEL_PEAK.reset()
+    finally:
+        probes.KERNEL_PEAK.peaks.remove(seen.append)
+    assert seen and seen[0] > 0
+
+
+def test_memory_limit_prefers_config_then_detects() -> None:
+    assert probes.memory_limit(123 * MB) == probes.MemoryLimit(123 * MB, "config")
+    detected = probes.memory_limit()
+    assert detected.source in {"cgroup v2", "cgroup v1", "physical"}
+    assert 0 < detected.bytes <= psutil.virtual_memory().total
+
+
+def test_monitor_runs_only_while_subscribed() -> None:
+    monitor = Monitor()
+    ticks: list[Tick] = []
+    got = threading.Event()
+
+    def on_tick(tick: Tick) -> None:
+        ticks.append(tick)
+        if len(ticks) >= 3:
+            got.set()
+
+    assert not monitor.running
+    sub = monitor.subscribe(on_tick, interval=0.01)
+    assert monitor.running
+    assert got.wait(5)
+    sub.close()
+    assert not monitor.running
+    count = len(ticks)
+    time.sleep(0.05)
+    assert len(ticks) == count
+    assert all(t.rss_bytes > 0 for t in ticks)
+    assert [t.perf for t in ticks] == sorted(t.perf for t in ticks)
+
+
+def test_monitor_survives_a_failing_subscriber() -> None:
+    monitor = Monitor()
+    good = threading.Event()
+
+    def bad(tick: Tick) -> None:
+        raise RuntimeError("subscriber bug")
+
+    with monitor.subscribe(bad, interval=0.01), monitor.subscribe(lambda t: good.set(), interval=0.01):
+        assert good.wait(5)
+        assert monitor.running
+    assert not monitor.running
