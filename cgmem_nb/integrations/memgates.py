@@ -30,7 +30,10 @@ def _describe_lines(result: ProfileResult, column: str, top: int) -> str:
     lines = result.lines
     if lines.empty:
         return "no line was traced"
-    lines = lines[lines[column].fillna(0) > 0].sort_values(column, ascending=False, kind="stable").head(top)
+    values = lines[column].fillna(0)
+    # Lines under 1% of the biggest are noise in a one-line message (the full report is attached).
+    lines = lines[(values > 0) & (values >= 0.01 * values.max())]
+    lines = lines.sort_values(column, ascending=False, kind="stable").head(top)
     if lines.empty:
         return "no line was traced"
     parts = []

@@ -65,6 +65,7 @@ class Settings:
 
 
 _SETTINGS = pytest.StashKey[Settings]()
+_FIXTURE_SESSION = pytest.StashKey["Session"]()
 
 
 # -- options -----------------------------------------------------------------------------
@@ -246,6 +247,27 @@ def _checkpointed(func: Callable[..., Any]) -> Callable[..., Any]:
     return checkpointed
 
 
+def _with_fixture_session(func: Callable[..., Any], item: pytest.Item) -> Callable[..., Any]:
+    """Start the ``memprofile`` fixture's session right before the body, end it after."""
+
+    @functools.wraps(func)
+    def measured(*args: Any, **kwargs: Any) -> Any:
+        session = item.stash.get(_FIXTURE_SESSION, None)
+        if session is not None and not session.running and session.result is None:
+            session.start()
+        try:
+            return func(*args, **kwargs)
+        except BaseException as exc:
+            if session is not None and session.running:
+                session.stop(exc)
+            raise
+        finally:
+            if session is not None and session.running:
+                session.stop()
+
+    return measured
+
+
 def _kept(result: "ProfileResult") -> int:
     """Bytes the user's code kept (the profiler's own bookkeeping left out)."""
     lines = result.lines
@@ -297,6 +319,8 @@ def _wrap(func: Callable[..., Any], item: pytest.Item, plan: Plan) -> Callable[.
     from .memgates import limit_message, summarize
 
     body = _checkpointed(func)
+    if _FIXTURE_SESSION in item.stash:
+        body = _with_fixture_session(body, item)
     if plan.leak is not None:
         body = functools.wraps(func)(_leak_loop(body, item, plan.leak, plan.tracer))
     if not plan.outer:
@@ -358,14 +382,17 @@ def pytest_runtest_makereport(
 
 @pytest.fixture
 def memprofile(request: pytest.FixtureRequest) -> Iterator["Session"]:
-    """A running profiling session for this test; ``memprofile.stop()`` returns its ProfileResult.
+    """A profiling session running through the test body; ``memprofile.stop()`` returns
+    its :class:`~cgmem_nb.ProfileResult` (so does ``memprofile.result`` once it ended).
 
-    The session started just before the test body (after the fixtures it depends on
-    that were requested before it). If the test does not stop it, it stops at teardown.
+    The session starts right before the test function runs (fixture set-up is not
+    recorded) and, if the test does not stop it, stops when the function returns.
     """
     settings = request.config.stash.get(_SETTINGS, None)
     session = _session(request.node.name, settings.tracer if settings else "auto")
-    session.start()
+    request.node.stash[_FIXTURE_SESSION] = session
+    if plan_for(request.node) is None or inspect.iscoroutinefunction(getattr(request.node, "obj", None)):
+        session.start()  # the body is not wrapped: record from here
     try:
         yield session
     finally:
