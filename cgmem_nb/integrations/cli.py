@@ -139,7 +139,7 @@ def run_script(args: argparse.Namespace, err: IO[str]) -> int:
     from ..outputs.report import render_text
     from ..session.profiler import MEMORY_PROFILER
     from ..units import format_bytes
-    from .line_checkpoints import line_checkpoints
+    from ..session.line_checkpoints import line_checkpoints
 
     script = Path(args.script)
     if not script.is_file():

@@ -235,7 +235,7 @@ def _session(label: str, tracer: str) -> "Session":
 def _checkpointed(func: Callable[..., Any]) -> Callable[..., Any]:
     """``func`` with a checkpoint after each of its lines and at each return from user code."""
     from ..session.profiler import MEMORY_PROFILER
-    from .line_checkpoints import line_checkpoints
+    from ..session.line_checkpoints import line_checkpoints
 
     top = getattr(inspect.unwrap(func), "__code__", None)
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from types import CodeType, FrameType
 from typing import Any, Callable, Iterator
 
-from ..session import notebook
+from . import notebook
 
 
 @contextmanager
