@@ -2,7 +2,7 @@
 
 Each notebook is written with nbformat from the cells below, executed in a real
 kernel with nbclient (so the committed outputs are real) and saved in place.
-Cells whose output changes between runs start with ``# NBVAL_IGNORE_OUTPUT``
+Cells whose output changes between runs carry a ``# NBVAL_IGNORE_OUTPUT`` line
 and say why; the rest are compared by ``pytest --nbval`` after the
 sanitizer ``notebooks/nbval-sanitize.cfg`` has masked byte counts and times.
 """
