@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast venv system-deps bench typecheck clean
+.PHONY: demo test test-fast venv system-deps bench typecheck docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(STAMP) system-deps
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not notebook and not browser"
+
+# The guide, with warnings as errors (the suite checks the same build: tests/test_docs_build.py).
+docs: $(STAMP)
+	$(PY) -m sphinx -W -b html docs build/docs
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

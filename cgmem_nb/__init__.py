@@ -37,15 +37,21 @@ __all__ = [
 from .categories import AllocationType
 from .config import ProfilerConfig
 from .errors import CgmemError, ConfigError, SessionError, SizeError
-from .session.profiler import MEMORY_PROFILER, MemoryMetrics, MemoryProfiler
-from .session.result import ProfileResult
 from .units import format_bytes, parse_size
 
 if TYPE_CHECKING:
     from .outputs.report import Report
     from .session.cache import TrackedCache
+    from .session.profiler import MEMORY_PROFILER, MemoryMetrics, MemoryProfiler
+    from .session.result import ProfileResult
 
+# Loaded on first use, so that `import cgmem_nb` (and the pytest plugin, which every
+# pytest run imports) does not pay for pandas until a session or a result is needed.
 _LAZY = {
+    "MEMORY_PROFILER": ("cgmem_nb.session.profiler", "MEMORY_PROFILER"),
+    "MemoryMetrics": ("cgmem_nb.session.profiler", "MemoryMetrics"),
+    "MemoryProfiler": ("cgmem_nb.session.profiler", "MemoryProfiler"),
+    "ProfileResult": ("cgmem_nb.session.result", "ProfileResult"),
     "Report": ("cgmem_nb.outputs.report", "Report"),
     "TrackedCache": ("cgmem_nb.session.cache", "TrackedCache"),
 }
@@ -56,8 +62,14 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'cgmem_nb' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def load_ipython_extension(ipython: Any) -> None:
