@@ -40,3 +40,9 @@ def profiler_left_clean() -> Iterator[None]:
         problems.append("the monitor thread is still running")
     if problems:
         pytest.fail("the test left the profiler running: " + "; ".join(problems))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run browser tests last: Playwright's sync API keeps an event loop on the main
+    thread for the rest of the session, which breaks later ``asyncio.run`` calls."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
