@@ -194,14 +194,15 @@ class Monitor:
             if not self._publishing:
                 self._limit_read_at = float("-inf")
             self._publishing = True
-            bus.publish(
-                Sample(t_s=tick.perf - self._started_perf, rss_bytes=tick.rss_bytes,
-                       traced_bytes=tick.traced_bytes, timestamp=tick.wall)
-            )
+            # The crossing goes first, so a listener that redraws on the Sample shows the new level.
             tracker = self._pressure_tracker(tick.perf)
             event = tracker.update(tick.rss_bytes) if tracker is not None else None
             if event is not None:
                 bus.publish(event)
+            bus.publish(
+                Sample(t_s=tick.perf - self._started_perf, rss_bytes=tick.rss_bytes,
+                       traced_bytes=tick.traced_bytes, timestamp=tick.wall)
+            )
         except Exception:
             log.exception("cgmem_nb monitor could not publish a tick")
 

@@ -67,7 +67,7 @@ def live_timeline_figure(
     *,
     limit_label: str = "limit",
     width: int = 640,
-    height: int = 240,
+    height: int = 280,
 ) -> tuple[Figure, Span]:
     """The live chart: RSS and traced heap against time, the limit as a dashed line.
 
@@ -95,14 +95,17 @@ def live_timeline_figure(
     fig.segment("t0", "rss_mb", "t1", "rss_mb", source=gaps, color=GAP_COLOR, line_dash="dashed", line_width=2)
     fig.scatter(
         "t", "rss_mb", source=gaps, marker="inverted_triangle", size=10, color=GAP_COLOR,
-        legend_label="no samples (GIL held): kernel peak",
+        legend_label="gap without samples: kernel peak",
     )
     y_range.renderers = [rss, traced]
     span = Span(location=limit_bytes / MB, dimension="width", line_color=LIMIT_COLOR, line_dash="dashed", line_width=2)
     fig.add_layout(span)
     fig.title = f"{limit_label}: {limit_bytes / MB:,.0f} MB (red dashed line)"
-    fig.legend.location = "top_left"
-    fig.legend.click_policy = "hide"
+    legend = fig.legend[0]
+    legend.click_policy = "hide"
+    legend.label_text_font_size = "11px"
+    fig.add_layout(legend, "below")  # outside the plot area: never covers the lines
+    legend.orientation = "horizontal"
     fig.add_tools(HoverTool(renderers=[rss, traced], tooltips=[("t", "@t{0.0} s"), ("RSS", "@rss_mb{0,0.0} MB"), ("traced", "@traced_mb{0,0.0} MB")]))
     return fig, span
 

@@ -312,6 +312,9 @@ class LivePanel:
     def start(self) -> LivePanel:
         """Subscribe to the bus (keeping the monitor sampling). Idempotent."""
         if self._subscription is None and not self.closed:
+            with self._lock:
+                # Time runs from here: showing the panel (BokehJS, widgets) is not part of the chart.
+                self._t0 = self._clock()
             self._subscription = self.profiler.subscribe(self.handle)
         return self
 
