@@ -59,7 +59,7 @@ from . import live_plots
 if TYPE_CHECKING:
     import ipywidgets
 
-__all__ = ["LEVEL_COLORS", "LivePanel", "has_widget_frontend", "load_bokehjs"]
+__all__ = ["LEVEL_COLORS", "PANEL_TEXT", "LivePanel", "has_widget_frontend", "last_panel", "load_bokehjs"]
 
 #: Colour of the pressure bar per level.
 LEVEL_COLORS: dict[PressureLevel, str] = {
@@ -69,13 +69,19 @@ LEVEL_COLORS: dict[PressureLevel, str] = {
     PressureLevel.CRITICAL: "#e63946",
 }
 #: Text form of a panel (what nbval, nbconvert and terminals see): stable by design.
-PANEL_TEXT = "cgmem_nb live panel (live widgets; the static report follows when the cell ends)"
+PANEL_TEXT = "cgmem_nb live panel (ipywidgets: it moves in JupyterLab, Notebook 7 and VS Code)"
 _ITEMS_SHOWN = 8
 _NAN = float("nan")
 MB = live_plots.MB
 
 _bokehjs_loaded = False
 _bokehjs_lock = threading.Lock()
+_last_panel: LivePanel | None = None
+
+
+def last_panel() -> LivePanel | None:
+    """The panel shown most recently (by ``%%memprofile --live``, ``%mempanel`` or :meth:`LivePanel.show`)."""
+    return _last_panel
 
 
 def has_widget_frontend() -> bool:
@@ -326,6 +332,8 @@ class LivePanel:
         """
         from IPython.display import display
 
+        global _last_panel
+        _last_panel = self
         if self.widget is not None and has_widget_frontend():
             load_bokehjs()
         display(self)  # type: ignore[no-untyped-call]
