@@ -258,7 +258,6 @@ class MemoryProfiler:
         self._tracked_peak = 0
         self._warned: set[str] = set()
         MONITOR.set_traced_reader(self._traced_bytes)
-        MONITOR.set_limit_reader(lambda: self.memory_limit().bytes)
 
     # -- configuration ----------------------------------------------------------------
     @property
@@ -500,3 +499,6 @@ class MemoryProfiler:
 
 #: The process-wide profiler.
 MEMORY_PROFILER = MemoryProfiler()
+# Pressure events on the bus are measured against the process-wide profiler's limit
+# (set here, not in __init__, so an isolated MemoryProfiler does not take it over).
+MONITOR.set_limit_reader(lambda: MEMORY_PROFILER.memory_limit().bytes)
