@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import probes
-from .events import EVENT_BUS, EventBus, PressureLevel, PressureTracker, Sample
+from .events import EVENT_BUS, EventBus, PressureTracker, Sample
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,6 @@ class Monitor:
         """Set the function that returns the memory limit in bytes (for pressure levels)."""
         self._limit_reader = reader
         self._limit_read_at = float("-inf")
-
-    @property
-    def pressure_level(self) -> PressureLevel | None:
-        """The pressure level last published (None before the first published tick)."""
-        tracker = self._tracker
-        return tracker.level if tracker is not None and self._publishing else None
 
     def keep_alive(self, interval: float = DEFAULT_INTERVAL) -> Subscription:
         """A subscription that only keeps the thread ticking (and publishing) until closed."""

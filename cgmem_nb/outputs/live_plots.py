@@ -22,6 +22,8 @@ __all__ = [
     "LIMIT_COLOR",
     "TIMELINE_COLUMNS",
     "gap_source",
+    "include_limit",
+    "limit_title",
     "live_timeline_figure",
     "timeline_source",
 ]
@@ -100,7 +102,7 @@ def live_timeline_figure(
     y_range.renderers = [rss, traced]
     span = Span(location=limit_bytes / MB, dimension="width", line_color=LIMIT_COLOR, line_dash="dashed", line_width=2)
     fig.add_layout(span)
-    fig.title = f"{limit_label}: {limit_bytes / MB:,.0f} MB (red dashed line)"
+    fig.title = limit_title(limit_bytes, limit_label)
     legend = fig.legend[0]
     legend.click_policy = "hide"
     legend.label_text_font_size = "11px"
@@ -108,6 +110,11 @@ def live_timeline_figure(
     legend.orientation = "horizontal"
     fig.add_tools(HoverTool(renderers=[rss, traced], tooltips=[("t", "@t{0.0} s"), ("RSS", "@rss_mb{0,0.0} MB"), ("traced", "@traced_mb{0,0.0} MB")]))
     return fig, span
+
+
+def limit_title(limit_bytes: int, limit_label: str = "limit") -> str:
+    """The chart title naming the limit (it may be off-scale)."""
+    return f"{limit_label}: {limit_bytes / MB:,.0f} MB (red dashed line)"
 
 
 def include_limit(fig: Any, limit_bytes: int, peak_bytes: int, factor: float = 1.5) -> bool:

@@ -393,10 +393,14 @@ class LivePanel:
                 self._redraw()
 
     def _set_limit(self, limit: int) -> None:
+        # The monitor measures pressure against the process-wide limit; follow it if it changed.
         self.limit_bytes = limit
+        self.limit_source = "changed"
         self._tracker = PressureTracker(limit)
+        self._limit_in_range = False
         if self.widget is not None:
             self.limit_span.location = limit / MB
+            self.figure.title = live_plots.limit_title(limit)
 
     def _on_sample(self, sample: Sample) -> None:
         t = sample.timestamp - self._t0

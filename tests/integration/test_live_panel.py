@@ -75,6 +75,11 @@ def test_panel_widgets_follow_samples_pressure_and_findings(clock: FakeClock) ->
     assert "High" in panel.status.value and LEVEL_COLORS[PressureLevel.HIGH] in panel.status.value
     assert panel.status.value != before
 
+    panel.handle(MemoryPressure(PressureLevel.CRITICAL, current_usage=390 * MB, limit=400 * MB))
+    panel.flush()
+    assert panel.limit_bytes == 400 * MB and panel.limit_span.location == pytest.approx(400.0)
+    assert panel.level is PressureLevel.CRITICAL and format_bytes(400 * MB) in panel.status.value
+
     class Leak:
         description = "list `cache` keeps growing"
         size_bytes = 12 * MB
