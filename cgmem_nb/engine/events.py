@@ -396,13 +396,21 @@ class Subscription:
     Usable as a context manager: the callback is removed when the block ends.
     """
 
-    def __init__(self, bus: EventBus, callback: EventCallback, types: EventTypes) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        callback: EventCallback,
+        types: EventTypes,
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
         self._bus = bus
         self._types = types
         self.callback: EventCallback = callback
         #: Exceptions the callback raised (each was logged or counted, never re-raised).
         self.errors = 0
         self._closed = False
+        # Run once when the subscription closes (e.g. release the monitor thread).
+        self._on_close = on_close
 
     @property
     def closed(self) -> bool:
@@ -418,6 +426,8 @@ class Subscription:
         if not self._closed:
             self._closed = True
             self._bus._remove_subscription(self)
+            _run_on_close(self._on_close)
+            self._on_close = None
 
     unsubscribe = close
 
@@ -471,7 +481,13 @@ class EventReceiver:
     receiving and is freed. Usable as a (sync or async) context manager that closes it.
     """
 
-    def __init__(self, bus: EventBus | None, maxsize: int = 1000, types: EventTypes = None) -> None:
+    def __init__(
+        self,
+        bus: EventBus | None,
+        maxsize: int = 1000,
+        types: EventTypes = None,
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
             raise ValueError(f"maxsize={maxsize!r} is not accepted: give a whole number of events, at least 1")
         self._bus = bus
@@ -483,6 +499,8 @@ class EventReceiver:
         self._closed = False
         self._dropped = 0
         self._received = 0
+        # Run once at close() or, for a receiver dropped without close(), when it is freed.
+        self._on_close = weakref.finalize(self, _run_on_close, on_close) if on_close is not None else None
 
     # ---------------------------------------------------------------- state
 
@@ -601,6 +619,8 @@ class EventReceiver:
         self._wake(waiters)
         if self._bus is not None:
             self._bus._remove_receiver(self)
+        if self._on_close is not None:
+            self._on_close()
 
     def __enter__(self) -> EventReceiver:
         return self
@@ -627,6 +647,15 @@ class EventReceiver:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<EventReceiver {state} queued={len(self)} dropped={self._dropped} maxsize={self._maxsize}>"
+
+
+def _run_on_close(hook: Callable[[], object] | None) -> None:
+    if hook is None:
+        return
+    try:
+        hook()
+    except Exception:
+        logger.exception("cgmem_nb: close hook %r raised", hook)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -680,15 +709,18 @@ class EventBus:
         self,
         callback: EventCallback,
         types: Iterable[type[ProfilerEvent]] | type[ProfilerEvent] | None = None,
+        *,
+        on_close: Callable[[], object] | None = None,
     ) -> Subscription:
         """Call ``callback(event)`` on the publishing thread for every event (of ``types``, if given).
 
         Returns a :class:`Subscription`; close it (or use it as a context manager)
-        to stop. The bus holds the callback strongly until then.
+        to stop. The bus holds the callback strongly until then. ``on_close`` runs
+        once when the subscription is closed.
         """
         if not callable(callback):
             raise TypeError(f"subscribe({callback!r}) is not accepted: give a callable taking one event")
-        subscription = Subscription(self, callback, _normalize_types(types))
+        subscription = Subscription(self, callback, _normalize_types(types), on_close=on_close)
         with self._lock:
             self._subscriptions = self._subscriptions + (subscription,)
         return subscription
@@ -697,9 +729,14 @@ class EventBus:
         self,
         maxsize: int = 1000,
         types: Iterable[type[ProfilerEvent]] | type[ProfilerEvent] | None = None,
+        *,
+        on_close: Callable[[], object] | None = None,
     ) -> EventReceiver:
-        """A new :class:`EventReceiver` holding at most ``maxsize`` events (of ``types``, if given)."""
-        receiver = EventReceiver(self, maxsize=maxsize, types=_normalize_types(types))
+        """A new :class:`EventReceiver` holding at most ``maxsize`` events (of ``types``, if given).
+
+        ``on_close`` runs once when the receiver is closed, or when it is freed unclosed.
+        """
+        receiver = EventReceiver(self, maxsize=maxsize, types=_normalize_types(types), on_close=on_close)
         with self._lock:
             self._receivers = tuple(r for r in self._receivers if r() is not None) + (weakref.ref(receiver),)
         return receiver
@@ -711,6 +748,8 @@ class EventBus:
             refs, self._receivers = self._receivers, ()
         for subscription in subscriptions:
             subscription._closed = True
+            _run_on_close(subscription._on_close)
+            subscription._on_close = None
         for ref in refs:
             receiver = ref()
             if receiver is not None:

@@ -4,6 +4,13 @@ The thread runs only while something subscribes and stops when the last
 subscription closes. Subscribers (sessions, the live panel, the dashboard, the
 guard) get every :class:`Tick` on the monitor thread and must return quickly.
 
+While the event bus (:data:`cgmem_nb.engine.events.EVENT_BUS`) has listeners,
+each tick is also published there as a :class:`~cgmem_nb.engine.events.Sample`,
+and a :class:`~cgmem_nb.engine.events.MemoryPressure` is published when RSS
+crosses a pressure level against the limit given by :meth:`Monitor.set_limit_reader`.
+This thread is the only sampler: the live panel and event receivers keep it
+running with a subscription (a "lease") instead of sampling on their own.
+
 A C call that holds the GIL stops every Python thread, this one too: no ticks
 arrive during it, and the timeline shows a gap. The kernel's peak RSS
 (:mod:`cgmem_nb.engine.probes`) still records the peak reached inside the call.
@@ -19,6 +26,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import probes
+from .events import EVENT_BUS, EventBus, PressureTracker, Sample
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,10 @@ class Tick:
 
 TickCallback = Callable[[Tick], None]
 TracedReader = Callable[[], "int | None"]
+LimitReader = Callable[[], int]
+
+#: Seconds a limit read through the limit reader is reused (cgroup files are not free).
+_LIMIT_TTL_S = 1.0
 
 
 class Subscription:
@@ -76,6 +88,22 @@ class Monitor:
         self._traced_reader: TracedReader = lambda: None
         #: Recent ticks, oldest first (bounded).
         self.timeline: deque[Tick] = deque(maxlen=timeline_size)
+        self.bus: EventBus = EVENT_BUS
+        self._limit_reader: LimitReader | None = None
+        self._limit = 0
+        self._limit_read_at = float("-inf")
+        self._tracker: PressureTracker | None = None
+        self._publishing = False
+        self._started_perf = time.perf_counter()
+
+    def set_limit_reader(self, reader: LimitReader) -> None:
+        """Set the function that returns the memory limit in bytes (for pressure levels)."""
+        self._limit_reader = reader
+        self._limit_read_at = float("-inf")
+
+    def keep_alive(self, interval: float = DEFAULT_INTERVAL) -> Subscription:
+        """A subscription that only keeps the thread ticking (and publishing) until closed."""
+        return self.subscribe(_ignore_tick, interval)
 
     def set_traced_reader(self, reader: TracedReader) -> None:
         """Set the function that returns the running tracer's bytes (or None)."""
@@ -89,6 +117,8 @@ class Monitor:
             self._subs.append(sub)
             if self._thread is None or not self._thread.is_alive():
                 self._stop = threading.Event()
+                self._started_perf = time.perf_counter()
+                self._publishing = False
                 self._thread = threading.Thread(
                     target=self._run, args=(self._stop,), name="cgmem-monitor", daemon=True
                 )
@@ -135,6 +165,7 @@ class Monitor:
                 stop.wait(1.0)
                 continue
             self.timeline.append(tick)
+            self._publish(tick)
             for sub in subs:
                 if sub.closed:
                     continue
@@ -143,6 +174,46 @@ class Monitor:
                 except Exception:
                     log.exception("cgmem_nb monitor subscriber %r failed", sub.callback)
             stop.wait(min(s.interval for s in subs))
+
+    def _publish(self, tick: Tick) -> None:
+        """Publish the tick (and a pressure crossing) on the bus if anyone listens; never raises."""
+        bus = self.bus
+        if not bus.has_listeners:
+            self._publishing = False
+            return
+        try:
+            if not self._publishing and self._tracker is not None:
+                # Listeners (re)appeared: announce the level in force from LOW again.
+                self._tracker.reset()
+            if not self._publishing:
+                self._limit_read_at = float("-inf")
+            self._publishing = True
+            # The crossing goes first, so a listener that redraws on the Sample shows the new level.
+            tracker = self._pressure_tracker(tick.perf)
+            event = tracker.update(tick.rss_bytes) if tracker is not None else None
+            if event is not None:
+                bus.publish(event)
+            bus.publish(
+                Sample(t_s=tick.perf - self._started_perf, rss_bytes=tick.rss_bytes,
+                       traced_bytes=tick.traced_bytes, timestamp=tick.wall)
+            )
+        except Exception:
+            log.exception("cgmem_nb monitor could not publish a tick")
+
+    def _pressure_tracker(self, now: float) -> PressureTracker | None:
+        if self._limit_reader is None:
+            return None
+        if now - self._limit_read_at >= _LIMIT_TTL_S:
+            self._limit_read_at = now
+            limit = int(self._limit_reader())
+            if limit != self._limit or self._tracker is None:
+                self._limit = limit
+                self._tracker = PressureTracker(limit) if limit > 0 else None
+        return self._tracker
+
+
+def _ignore_tick(tick: Tick) -> None:
+    """The callback of :meth:`Monitor.keep_alive` subscriptions."""
 
 
 #: The process-wide monitor.

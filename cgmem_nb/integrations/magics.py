@@ -60,6 +60,7 @@ class CgmemMagics(Magics):
     @magic_arguments.argument("--top", type=int, default=DEFAULT_TOP, metavar="N", help="Lines shown in the report (default 10).")
     @magic_arguments.argument("--label", metavar="TEXT", help="Label of the result (default In[n]).")
     @magic_arguments.argument("-q", "--quiet", action="store_true", help="Show no report (the result is still stored).")
+    @magic_arguments.argument("--live", action="store_true", help="Show a live panel (chart, pressure, figures) while the cell runs.")
     @line_cell_magic
     def memprofile(self, line: str, cell: str | None = None) -> Any:
         """Profile the memory of a cell (``%%memprofile``) or one statement (``%memprofile STATEMENT``).
@@ -109,10 +110,12 @@ class CgmemMagics(Magics):
             session = MEMORY_PROFILER.session(args.label, depth=args.depth, limit=args.limit)
         except CgmemError as exc:
             raise _usage_error(str(exc)) from None
+        # The live panel is shown before the cell body runs, so it sits above the cell's own output.
+        panel = _show_live_panel(session.label) if args.live else None
         if not code_text.strip():
             session.start()
             result = session.stop()
-            self._deliver(args, result)
+            self._deliver(args, result, panel)
             return None
         session.start()
         try:
@@ -120,14 +123,14 @@ class CgmemMagics(Magics):
                 self.shell, code_text, full_source=full_source, first_line=first_line, checkpoint=session.checkpoint
             )
         except TopLevelAwaitError as exc:
-            session.stop(exc)
+            self._deliver(args, session.stop(exc), panel, report=False)
             raise UsageError(str(exc)) from None
         except BaseException as exc:
             result = session.stop(exc)
-            self._deliver(args, result)
+            self._deliver(args, result, panel)
             raise
         result = session.stop()
-        self._deliver(args, result)
+        self._deliver(args, result, panel)
         return value
 
     def _current_raw_cell(self) -> str | None:
@@ -135,9 +138,22 @@ class CgmemMagics(Magics):
         raw = getattr(history, "input_hist_raw", None)
         return raw[-1] if raw else None
 
-    def _deliver(self, args: Any, result: Any) -> None:
+    def _deliver(self, args: Any, result: Any, panel: Any = None, report: bool = True) -> None:
+        if panel is not None:
+            panel.finalize(result)
+        if not report:
+            return
         if args.output:
             assert self.shell is not None
             self.shell.user_ns[args.output] = result
         if not args.quiet:
             display(Report(result, top=args.top))
+
+
+def _show_live_panel(label: str | None) -> Any:
+    """Show a :class:`~cgmem_nb.outputs.panel.LivePanel` for the cell about to run (imported lazily)."""
+    from ..outputs.panel import LivePanel
+    from ..session import notebook
+
+    cell = notebook.current_cell()
+    return LivePanel(label or (f"In[{cell}]" if cell is not None else "cell")).show()

@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterator, Literal, Mapping, TypeVar
 from ..categories import CATEGORY_RULES, AllocationType
 from ..config import ProfilerConfig
 from ..engine import probes
+from ..engine.events import EVENT_BUS, EventCallback, EventReceiver, ProfilerEvent, SessionFinished, SessionStarted
+from ..engine.events import Subscription as EventSubscription
 from ..engine.monitor import MONITOR
 from ..engine.tracers import EXACT_TRACER, Tracer, available_tracers
 from ..errors import ConfigError, SessionError
@@ -39,6 +41,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 TracerChoice = Literal["auto", "exact", "sampled"]
 
 _RESULTS_KEPT = 50
+_SESSION_IDS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ class Session:
         #: The finished result, once the session has ended.
         self.result: ProfileResult | None = None
         self._recording: Recording | None = None
+        #: Identifier of the session in its SessionStarted / SessionFinished events.
+        self.session_id = f"session-{next(_SESSION_IDS)}"
 
     @property
     def running(self) -> bool:
@@ -125,6 +130,8 @@ class Session:
         if self.result is not None:
             raise SessionError("this session has ended; start a new one with MEMORY_PROFILER.session()")
         self._recording = self.profiler._start_recording(self)
+        if EVENT_BUS.has_listeners:
+            EVENT_BUS.publish(SessionStarted(self.session_id, self._recording.label))
         return self
 
     def stop(self, error: BaseException | None = None) -> ProfileResult:
@@ -138,6 +145,8 @@ class Session:
         finally:
             self.profiler._finish(self, recording)
         self.profiler._store(self.result)
+        if EVENT_BUS.has_listeners:
+            EVENT_BUS.publish(SessionFinished(self.session_id, recording.label, summary=self.result.summary))
         return self.result
 
     def checkpoint(self) -> None:
@@ -350,6 +359,41 @@ class MemoryProfiler:
         """Recent results, oldest first (the last 50)."""
         return list(self._results)
 
+    # -- events ------------------------------------------------------------------------------
+    def start_monitoring(self, maxsize: int = 1000) -> EventReceiver:
+        """A receiver of every profiler event; keeps the monitor thread sampling until closed.
+
+        Use it as ``async for event in receiver:`` or ``await receiver.recv()``
+        (None once closed), or read it with ``drain()``. The monitor publishes a
+        ``Sample`` per tick and a ``MemoryPressure`` per level crossing while it is
+        open; a slow reader loses the oldest events (counted in ``receiver.dropped``).
+        Close it (or use ``with``) to release the monitor thread.
+        """
+        lease = MONITOR.keep_alive(self.config.sample_interval)
+        try:
+            return EVENT_BUS.receiver(maxsize=maxsize, on_close=lease.close)
+        except BaseException:
+            lease.close()
+            raise
+
+    def subscribe(
+        self,
+        callback: EventCallback,
+        types: tuple[type[ProfilerEvent], ...] | type[ProfilerEvent] | None = None,
+    ) -> EventSubscription:
+        """Call ``callback(event)`` for every profiler event (of ``types``); keeps the monitor sampling.
+
+        The callback runs on the publishing thread (the monitor thread for
+        ``Sample`` and ``MemoryPressure``): keep it quick and never block in it.
+        Close the returned subscription to stop and release the monitor thread.
+        """
+        lease = MONITOR.keep_alive(self.config.sample_interval)
+        try:
+            return EVENT_BUS.subscribe(callback, types, on_close=lease.close)
+        except BaseException:
+            lease.close()
+            raise
+
     # -- categories ------------------------------------------------------------------------
     def category(self, category: AllocationType | str) -> CategoryScope:
         """Tag allocations in a ``with`` block or a decorated function with ``category``."""
@@ -456,3 +500,6 @@ class MemoryProfiler:
 
 #: The process-wide profiler.
 MEMORY_PROFILER = MemoryProfiler()
+# Pressure events on the bus are measured against the process-wide profiler's limit
+# (set here, not in __init__, so an isolated MemoryProfiler does not take it over).
+MONITOR.set_limit_reader(lambda: MEMORY_PROFILER.memory_limit().bytes)

@@ -288,3 +288,24 @@ def test_pressure_tracker_rejects_bad_settings(kwargs: dict[str, object]) -> Non
 def test_receiver_rejects_bad_maxsize() -> None:
     with pytest.raises(ValueError, match="maxsize"):
         EventReceiver(None, maxsize=0)
+
+
+def test_close_hooks_run_once_on_close_or_when_an_unclosed_receiver_is_freed() -> None:
+    bus = EventBus()
+    calls: list[str] = []
+    receiver = bus.receiver(on_close=lambda: calls.append("receiver"))
+    receiver.close()
+    receiver.close()
+    subscription = bus.subscribe(lambda e: None, on_close=lambda: calls.append("subscription"))
+    subscription.close()
+    subscription.close()
+    assert calls == ["receiver", "subscription"]
+
+    forgotten = bus.receiver(on_close=lambda: calls.append("forgotten"))
+    del forgotten
+    gc.collect()
+    assert calls[-1] == "forgotten" and calls.count("forgotten") == 1
+
+    bus.subscribe(lambda e: None, on_close=lambda: calls.append("bus closed"))
+    bus.close()
+    assert calls[-1] == "bus closed"

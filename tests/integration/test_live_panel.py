@@ -1,0 +1,180 @@
+"""The live panel in a fresh IPython shell: widget state follows the event stream."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from cgmem_nb import ProfileResult
+from cgmem_nb.engine import probes
+from cgmem_nb.engine.events import LeakDetected, MemoryPressure, PressureLevel, RecommendationGenerated, Sample
+from cgmem_nb.engine.monitor import MONITOR
+from cgmem_nb.outputs import panel as panel_module
+from cgmem_nb.outputs.panel import LEVEL_COLORS, PANEL_TEXT, LivePanel
+from cgmem_nb.units import format_bytes
+
+pytestmark = pytest.mark.integration
+MB = 1000**2
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def shown(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[LivePanel]]:
+    """Every LivePanel shown during the test (the magics create them)."""
+    panels: list[LivePanel] = []
+    original = LivePanel.show
+
+    def show(self: LivePanel) -> LivePanel:
+        panels.append(self)
+        return original(self)
+
+    monkeypatch.setattr(LivePanel, "show", show)
+    yield panels
+
+
+def _sample(clock: FakeClock, dt: float, rss: int, traced: int | None = None) -> Sample:
+    clock.now += dt
+    return Sample(t_s=0.0, rss_bytes=rss, traced_bytes=traced, timestamp=clock.now)
+
+
+def test_panel_widgets_follow_samples_pressure_and_findings(clock: FakeClock) -> None:
+    panel = LivePanel("In[1]", clock=clock, max_rate=4)
+    assert "none yet" in panel.leaks_html.value and "none yet" in panel.recs_html.value
+    rows0 = len(panel.source.data["t"])
+    assert rows0 == 1  # seeded: BokehJS can set its initial ranges
+
+    # Ticks every 0.1 s: redraws are throttled to 4 per second, each streams all pending rows.
+    for i in range(10):
+        panel.handle(_sample(clock, 0.1, 300 * MB + i * 10 * MB, 50 * MB + i * MB))
+    assert panel.redraws in (3, 4)
+    panel.flush()
+    assert len(panel.source.data["t"]) == rows0 + 10
+    assert panel.source.data["rss_mb"][-1] == pytest.approx(390.0)
+    assert panel.source.data["traced_mb"][-1] == pytest.approx(59.0)
+    assert format_bytes(390 * MB) in panel.status.value and format_bytes(59 * MB) in panel.status.value
+
+    before = panel.status.value
+    panel.handle(MemoryPressure(PressureLevel.HIGH, current_usage=390 * MB, limit=panel.limit_bytes))
+    panel.flush()
+    assert panel.level is PressureLevel.HIGH
+    assert "High" in panel.status.value and LEVEL_COLORS[PressureLevel.HIGH] in panel.status.value
+    assert panel.status.value != before
+
+    panel.handle(MemoryPressure(PressureLevel.CRITICAL, current_usage=390 * MB, limit=400 * MB))
+    panel.flush()
+    assert panel.limit_bytes == 400 * MB and panel.limit_span.location == pytest.approx(400.0)
+    assert panel.level is PressureLevel.CRITICAL and format_bytes(400 * MB) in panel.status.value
+
+    class Leak:
+        description = "list `cache` keeps growing"
+        size_bytes = 12 * MB
+
+    panel.handle(LeakDetected(Leak()))
+    panel.handle(RecommendationGenerated("use float32 for column x"))
+    panel.flush()
+    assert "none yet" not in panel.leaks_html.value and "cache" in panel.leaks_html.value
+    assert format_bytes(12 * MB) in panel.leaks_html.value
+    assert "float32" in panel.recs_html.value
+
+
+def test_gap_without_samples_is_filled_from_the_kernel_peak_and_marked(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hwm = {"value": 400 * MB}
+    monkeypatch.setattr(probes.KERNEL_PEAK, "read", lambda: hwm["value"])
+    panel = LivePanel("gap", clock=clock)
+    panel.handle(_sample(clock, 0.1, 300 * MB))
+    panel.handle(_sample(clock, 0.1, 300 * MB))
+    hwm["value"] = 900 * MB  # a C call holding the GIL peaked at 900 MB and freed it
+    panel.handle(_sample(clock, 3.0, 310 * MB))
+    panel.flush()
+    assert len(panel.gaps) == 1
+    t0, t1, drawn, from_peak = panel.gaps[0]
+    assert from_peak and drawn == 900 * MB and t1 - t0 == pytest.approx(3.0)
+    assert panel.gap_source.data["rss_mb"] == [pytest.approx(900.0)]
+    assert pytest.approx(900.0) in panel.source.data["rss_mb"]  # the line reaches the filled peak
+    assert panel.peak_bytes == 900 * MB and format_bytes(900 * MB) in panel.status.value
+
+    # A gap during which the kernel peak did not grow is marked, but not filled with a peak.
+    panel.handle(_sample(clock, 2.0, 305 * MB))
+    panel.flush()
+    assert len(panel.gaps) == 2 and panel.gaps[1][2:] == (310 * MB, False)
+
+
+def test_text_form_is_stable_without_a_widget_front_end(clock: FakeClock) -> None:
+    a, b = LivePanel("a", clock=clock), LivePanel("b", clock=clock)
+    assert repr(a) == repr(b) == PANEL_TEXT
+    assert a._repr_mimebundle_() == {"text/plain": PANEL_TEXT}  # no kernel here: no widget view
+    assert not panel_module.has_widget_frontend()
+
+
+def test_live_magic_panel_moves_while_the_cell_runs_and_ends_with_the_result(
+    shell: InteractiveShell, shown: list[LivePanel]
+) -> None:
+    shell.user_ns["panels"] = shown
+    cell = """%%memprofile --live -q -o r
+import time
+import numpy as np
+blocks = []
+def read():
+    p = panels[0]
+    return p.status.value, len(p.source.data["t"]), p.current_bytes
+for _ in range(4):
+    blocks.append(np.ones(5_000_000))   # 40 MB each
+    time.sleep(0.15)
+first = read()
+for _ in range(4):
+    blocks.append(np.ones(5_000_000))
+    time.sleep(0.15)
+time.sleep(0.3)
+second = read()
+"""
+    res = shell.run_cell(cell, store_history=True)
+    assert res.error_in_exec is None
+    assert len(shown) == 1
+    panel = shown[0]
+    ns = shell.user_ns
+    (text1, rows1, cur1), (text2, rows2, cur2) = ns["first"], ns["second"]
+    assert rows2 > rows1 > 1, (rows1, rows2)
+    assert text1 != text2
+    assert cur2 - cur1 >= 120 * MB  # 4 more blocks of 40 MB between the readings
+    r: ProfileResult = ns["r"]
+    assert r.summary["peak_bytes"] >= 300 * MB
+    assert panel.final is r and "[final]" in panel.status.value
+    assert panel.peak_bytes >= r.summary["rss_peak_bytes"]
+    assert format_bytes(panel.peak_bytes) in panel.status.value
+    assert format_bytes(r.summary["peak_bytes"]) in panel.status.value  # traced peak of the result
+
+
+def test_mempanel_follows_every_cell_until_closed(shell: InteractiveShell, shown: list[LivePanel]) -> None:
+    shell.run_cell("%mempanel", store_history=True)
+    assert len(shown) == 1 and MONITOR.running
+    panel = shown[0]
+    try:
+        res = shell.run_cell("import numpy as np\nkept = np.ones(6_250_000)  # 50 MB\nimport time; time.sleep(0.4)", store_history=True)
+        assert res.error_in_exec is None
+        assert panel.cell_notes and panel.cell_notes[-1].startswith(f"In[{res.execution_count}]")
+        assert len(panel.source.data["t"]) > 1
+        assert "In[" in panel.status.value
+    finally:
+        shell.run_cell("%mempanel --close", store_history=True)
+    assert panel.closed and "[closed]" in panel.status.value
+    deadline = time.monotonic() + 2
+    while MONITOR.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not MONITOR.running
