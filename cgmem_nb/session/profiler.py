@@ -41,6 +41,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 TracerChoice = Literal["auto", "exact", "sampled"]
 
 _RESULTS_KEPT = 50
+
+#: Every live profiler, so the one monitor can read whichever has a running session.
+_PROFILERS: "weakref.WeakSet[MemoryProfiler]" = weakref.WeakSet()
 _SESSION_IDS = itertools.count(1)
 
 
@@ -257,7 +260,7 @@ class MemoryProfiler:
         self._tracked = 0
         self._tracked_peak = 0
         self._warned: set[str] = set()
-        MONITOR.set_traced_reader(self._traced_bytes)
+        _PROFILERS.add(self)
 
     # -- configuration ----------------------------------------------------------------
     @property
@@ -503,3 +506,14 @@ MEMORY_PROFILER = MemoryProfiler()
 # Pressure events on the bus are measured against the process-wide profiler's limit
 # (set here, not in __init__, so an isolated MemoryProfiler does not take it over).
 MONITOR.set_limit_reader(lambda: MEMORY_PROFILER.memory_limit().bytes)
+
+
+def _traced_bytes_of_all_sessions() -> int | None:
+    for profiler in _PROFILERS:
+        value = profiler._traced_bytes()
+        if value is not None:
+            return value
+    return None
+
+
+MONITOR.set_traced_reader(_traced_bytes_of_all_sessions)
