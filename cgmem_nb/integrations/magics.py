@@ -60,6 +60,10 @@ class CgmemMagics(Magics):
     @magic_arguments.argument("--top", type=int, default=DEFAULT_TOP, metavar="N", help="Lines shown in the report (default 10).")
     @magic_arguments.argument("--label", metavar="TEXT", help="Label of the result (default In[n]).")
     @magic_arguments.argument("-q", "--quiet", action="store_true", help="Show no report (the result is still stored).")
+    @magic_arguments.argument(
+        "--guard", action="store_true",
+        help="Interrupt the cell (KeyboardInterrupt) when memory reaches guard_fraction (default 95%%) of the limit.",
+    )
     @line_cell_magic
     def memprofile(self, line: str, cell: str | None = None) -> Any:
         """Profile the memory of a cell (``%%memprofile``) or one statement (``%memprofile STATEMENT``).
@@ -99,7 +103,7 @@ class CgmemMagics(Magics):
         if args.top is not None and args.top < 0:
             raise _usage_error(f"--top {args.top} is not accepted: give 0 or more lines")
         try:
-            session = MEMORY_PROFILER.session(args.label, depth=args.depth, limit=args.limit)
+            session = MEMORY_PROFILER.session(args.label, depth=args.depth, limit=args.limit, guard=True if args.guard else None)
         except CgmemError as exc:
             raise _usage_error(str(exc)) from None
         if not code_text.strip():
