@@ -594,6 +594,7 @@ class MemoryDashboard:
         doc.title = "cgmem_nb memory dashboard"
         doc.add_root(layout)
         state = {"seq": 0, "marker": 0, "version": -1, "header": ""}
+        limit_lines = [r for r in timeline.renderers if r.name in ("limit", "critical")]
 
         def update() -> None:
             samples, new_marks, metrics, version = feed.read(state["seq"], state["marker"])
@@ -611,6 +612,11 @@ class MemoryDashboard:
                     },
                     rollover=self.history,
                 )
+                # the limit lines show once usage is within reach of them
+                near = max(s.rss_bytes for s in samples) >= 0.5 * samples[-1].limit_bytes
+                for r in limit_lines:
+                    if r.visible != near:
+                        r.visible = near
                 rate_source.stream(
                     {
                         "t": [s.t for s in samples],

@@ -72,8 +72,9 @@ def timeline_figure(*, height: int = 260, title: str = "Memory over time (MB)") 
     fig = _figure(title, height=height)
     fig.line("t", "rss_mb", source=source, legend_label="RSS", line_width=2, color="#1f77b4")
     fig.line("t", "traced_mb", source=source, legend_label="traced", line_width=2, color="#2ca02c")
-    fig.line("t", "critical_mb", source=source, legend_label="Critical", line_dash="dashed", color="#d62728")
-    fig.line("t", "limit_mb", source=source, legend_label="limit", line_dash="dotted", color="#7f7f7f")
+    # Named so a caller can hide them while usage is far below the limit (they flatten the chart).
+    fig.line("t", "critical_mb", source=source, legend_label="Critical", line_dash="dashed", color="#d62728", name="critical")
+    fig.line("t", "limit_mb", source=source, legend_label="limit", line_dash="dotted", color="#7f7f7f", name="limit")
     fig.legend.location = "top_left"
     fig.legend.click_policy = "hide"
     fig.legend.label_text_font_size = "11px"
