@@ -7,6 +7,8 @@ machines (a token is generated and printed; give your own with ``--token``),
 timeline.
 """
 
+# IPython's magic decorators carry no type annotations.
+# mypy: disable-error-code="no-untyped-call,untyped-decorator"
 from __future__ import annotations
 
 from typing import Any
@@ -55,11 +57,11 @@ class DashboardMagics(Magics):
             return DASHBOARD.url
         DASHBOARD = MemoryDashboard()
         try:
-            url = DASHBOARD.start_server(port=args.port, host=args.host, token=args.token)
+            DASHBOARD.start_server(port=args.port, host=args.host, token=args.token)  # prints the URL
         except CgmemError as exc:
             raise UsageError(str(exc)) from None
         self._hook_cells()
-        return url
+        return None
 
     def _hook_cells(self) -> None:
         if DashboardMagics._hooked or self.shell is None:

@@ -556,7 +556,7 @@ class MemoryDashboard:
     # -- one page ------------------------------------------------------------------------------------
     def _make_document(self, doc: Any) -> None:
         from bokeh.layouts import column, row
-        from bokeh.models import Div
+        from bokeh.models.widgets.markups import Div
 
         from . import plots
 
@@ -578,11 +578,16 @@ class MemoryDashboard:
         half = {"min_width": 340, "sizing_mode": "stretch_width"}
         for item in (cats, cat_table, leak_fig, leak_table):
             item.update(**half)
-        layout = column(
+        layout: Any = column(  # type: ignore[call-overload]
             header,
             timeline,
             rates,
-            row(column(cats, cat_table, **half), column(leak_fig, leak_table, **half), sizing_mode="stretch_width", stylesheets=wrap),
+            row(  # type: ignore[call-overload]
+                column(cats, cat_table, **half),  # type: ignore[call-overload]
+                column(leak_fig, leak_table, **half),  # type: ignore[call-overload]
+                sizing_mode="stretch_width",
+                stylesheets=wrap,
+            ),
             Div(text="<b>Recommendations</b>", sizing_mode="stretch_width"),
             rec_table,
             sizing_mode="stretch_width",
@@ -593,7 +598,7 @@ class MemoryDashboard:
         leak_source.name, leak_rows.name, rec_rows.name = "leak_timeline", "leaks", "recommendations"
         doc.title = "cgmem_nb memory dashboard"
         doc.add_root(layout)
-        state = {"seq": 0, "marker": 0, "version": -1, "header": ""}
+        state: dict[str, Any] = {"seq": 0, "marker": 0, "version": -1, "header": ""}
         limit_lines = [r for r in timeline.renderers if r.name in ("limit", "critical")]
 
         def update() -> None:
@@ -651,9 +656,9 @@ class MemoryDashboard:
                     "source": [r["source"] for r in rows],
                 }
                 cats.y_range.factors = names
-                leak_source.data = _leak_points(leaks)
-                leak_rows.data = _table_data(leak_rows, leaks)
-                rec_rows.data = _table_data(rec_rows, recs)
+                leak_source.data = _leak_points(leaks)  # type: ignore[assignment]
+                leak_rows.data = _table_data(leak_rows, leaks)  # type: ignore[assignment]
+                rec_rows.data = _table_data(rec_rows, recs)  # type: ignore[assignment]
 
         update()
         doc.add_periodic_callback(update, self.update_ms)
@@ -767,19 +772,19 @@ def _app_class() -> Any:
     from bokeh.server.tornado import BokehTornado
     from tornado.web import ErrorHandler, OutputTransform
 
-    class _Guarded(BokehTornado):  # type: ignore[misc]
+    class _Guarded(BokehTornado):
         def __init__(self, *args: Any, token: str | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.cgmem_token = token
             if token is not None:
-                self.add_transform(lambda request: _CookieTransform(request, token))
+                self.add_transform(lambda request: _CookieTransform(request, token))  # type: ignore[arg-type]
 
         def find_handler(self, request: Any, **kwargs: Any) -> Any:
             if self.cgmem_token is not None and not _token_ok(request, self.cgmem_token)[0]:
                 return self.get_handler_delegate(request, ErrorHandler, {"status_code": 401})
             return super().find_handler(request, **kwargs)
 
-    class _CookieTransform(OutputTransform):  # type: ignore[misc]
+    class _CookieTransform(OutputTransform):
         def __init__(self, request: Any, token: str) -> None:
             super().__init__(request)
             self._set = _token_ok(request, token)[1]
@@ -804,7 +809,7 @@ def _handlers(dash: MemoryDashboard) -> list[tuple[str, Any, dict[str, Any]]]:
     async def off_loop(func: Callable[[], Any]) -> Any:
         return await IOLoop.current().run_in_executor(None, func)
 
-    class _Base(RequestHandler):  # type: ignore[misc]
+    class _Base(RequestHandler):
         def set_default_headers(self) -> None:
             self.set_header("Cache-Control", "no-store")
             self.set_header("X-Content-Type-Options", "nosniff")

@@ -16,13 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bokeh.models import (
-    ColumnDataSource,
-    DataTable,
-    HoverTool,
-    NumberFormatter,
-    TableColumn,
-)
+from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+from bokeh.models.widgets.tables import DataTable, NumberFormatter, TableColumn
 from bokeh.plotting import figure
 
 __all__ = [
@@ -58,8 +53,12 @@ def _figure(title: str, *, height: int, x_datetime: bool = True, **kwargs: Any) 
         **kwargs,
     )
     fig.toolbar.logo = None
-    fig.title.text_font_size = "13px"
+    _title_size(fig)
     return fig
+
+
+def _title_size(fig: Any) -> None:
+    fig.title.text_font_size = "13px"
 
 
 def timeline_figure(*, height: int = 260, title: str = "Memory over time (MB)") -> tuple[Any, ColumnDataSource]:
@@ -122,16 +121,16 @@ def category_figure(*, height: int = 240, title: str = "Memory by category (MB)"
     to the categories when the data changes.
     """
     source = ColumnDataSource({"category": [], "mb": [], "bytes": [], "source": []})
-    fig = figure(
+    fig: Any = figure(
         title=title,
         height=height,
         sizing_mode="stretch_width",
         min_width=300,
-        y_range=[],
+        y_range=FactorRange(),
         tools="save",
         toolbar_location=None,
     )
-    fig.title.text_font_size = "13px"
+    _title_size(fig)
     fig.hbar(y="category", right="mb", height=0.7, source=source, color="#1f77b4")
     fig.x_range.start = 0
     fig.add_tools(HoverTool(tooltips=[("category", "@category"), ("bytes", "@bytes{0,0}"), ("from", "@source")]))
