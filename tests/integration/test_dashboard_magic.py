@@ -32,7 +32,10 @@ def test_memdash_starts_marks_cells_and_stops(shell: InteractiveShell, capsys: p
         shell.run_line_magic("memdash", "--stop")
     assert not dash.running
     with socket.socket() as s:
-        s.bind(("127.0.0.1", port))  # the port is free again
+        # the listening socket is gone (connections in TIME_WAIT remain, as for any server)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen()
 
 
 def test_memdash_on_a_used_port_is_a_usage_error(shell: InteractiveShell) -> None:
