@@ -24,6 +24,7 @@ exactly with::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -78,6 +79,7 @@ class ExportError(CgmemError, ValueError):
 
 
 # -- pressure ----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
 def _thresholds() -> tuple[float, float, float]:
     """Medium / High / Critical fractions: the event bus's defaults when it is installed."""
     try:
