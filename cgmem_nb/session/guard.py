@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 GUARD_INTERVAL = 0.05
 #: Lines named in ``summary["guard"]["top_lines"]``.
 TOP_LINES = 5
+# Thread id -> the guard whose interrupt that thread is handling. Nested guarded
+# sessions share one interrupt instead of stacking a second one into the unwinding.
+_INTERRUPTING: dict[int, "MemoryGuard"] = {}
+_INTERRUPT_LOCK = threading.Lock()
 
 
 def _async_raise(thread_id: int, exc: type[BaseException] | None) -> bool:
@@ -79,7 +83,8 @@ class MemoryGuard:
         self._sub: Subscription | None = None
         #: What the guard saw when it fired (None until then).
         self.report: dict[str, Any] | None = None
-        #: How the interrupt was delivered: ``"signal"`` or ``"async-exception"``.
+        #: How the interrupt was delivered: ``"signal"``, ``"async-exception"``, or
+        #: ``"shared"`` when another guard had just interrupted the same thread.
         self.method: str | None = None
 
     @property
@@ -95,11 +100,25 @@ class MemoryGuard:
         self._sub = MONITOR.subscribe(self._on_tick, self.interval)
         return self
 
+    def disarm_catching(self) -> KeyboardInterrupt | None:
+        """:meth:`disarm`, even if this guard's interrupt lands during it; returns that
+        interrupt (to re-raise once the session is safely stopped) or None."""
+        caught: KeyboardInterrupt | None = None
+        while True:
+            try:
+                self.disarm()
+                return caught
+            except KeyboardInterrupt as exc:
+                caught = exc
+
     def disarm(self) -> None:
         """Stop watching. Once this returns the guard will not interrupt anything."""
         with self._lock:
             self._armed = False
             pending = self.method == "async-exception"
+        with _INTERRUPT_LOCK:
+            if _INTERRUPTING.get(self.thread_id) is self:
+                del _INTERRUPTING[self.thread_id]
         if self._sub is not None:
             self._sub.close()
             self._sub = None
@@ -165,6 +184,11 @@ class MemoryGuard:
         }
 
     def _interrupt(self) -> None:
+        with _INTERRUPT_LOCK:
+            if _INTERRUPTING.get(self.thread_id, self) is not self:
+                self.method = "shared"  # another guarded session is interrupting this thread
+                return
+            _INTERRUPTING[self.thread_id] = self
         main = threading.main_thread().ident
         if self.thread_id == main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             signal.pthread_kill(self.thread_id, signal.SIGINT)

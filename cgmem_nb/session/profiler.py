@@ -145,12 +145,12 @@ class Session:
         recording = self._recording
         if recording is None:
             raise SessionError("this session is not running; use it as `with MEMORY_PROFILER.session() as s:`")
-        self._recording = None
         guard, self._guard = self._guard, None
+        # The guard's interrupt may land while it is being disarmed: keep it, stop cleanly, re-raise.
+        pending = guard.disarm_catching() if guard is not None else None
+        self._recording = None
         try:
-            if guard is not None:
-                guard.disarm()
-            self.result = recording.stop(error)
+            self.result = recording.stop(error if error is not None else pending)
             if guard is not None:
                 from .guard import guard_summary
 
@@ -161,6 +161,8 @@ class Session:
         finally:
             self.profiler._finish(self, recording)
         self.profiler._store(self.result)
+        if pending is not None and error is None:
+            raise pending
         return self.result
 
     def checkpoint(self) -> None:

@@ -103,11 +103,16 @@ def test_charts_receive_new_points_while_open(chromium: Browser, dash: MemoryDas
 
 def test_five_sessions_open_and_close_without_leftovers(chromium: Browser, dash: MemoryDashboard) -> None:
     rss_before = probes.rss()
-    pages = [_open(chromium, dash.url or "", 800) for _ in range(5)]
+    contexts = [chromium.new_context(viewport={"width": 800, "height": 900}) for _ in range(5)]
     try:
+        pages = [c.new_page() for c in contexts]
+        for page in pages:  # all five load at once
+            page.goto(dash.url or "", wait_until="commit")
+        for page in pages:
+            page.wait_for_function(f"({READ_TIMELINE})() !== null && ({READ_TIMELINE})().n > 0", timeout=30_000)
         assert dash.open_sessions == 5
     finally:
-        for context, _ in pages:
+        for context in contexts:
             context.close()
     deadline = time.monotonic() + 15
     while dash.open_sessions and time.monotonic() < deadline:

@@ -81,3 +81,17 @@ def test_guard_follows_the_config_default() -> None:
         with prof.session():
             _greedy([])
     assert prof.last_result is not None and prof.last_result.summary["guard_triggered"]
+
+
+def test_nested_guarded_sessions_interrupt_once_and_both_stop_cleanly() -> None:
+    prof = _profiler()
+    chunks: list[bytes] = []
+    with pytest.raises(KeyboardInterrupt):
+        with prof.session("outer", guard=True) as outer:
+            with prof.session("inner", guard=True) as inner:
+                _greedy(chunks)
+    assert not prof.active_sessions
+    assert inner.result is not None and outer.result is not None
+    methods = {inner.result.summary["guard"]["method"], (outer.result.summary["guard"] or {}).get("method", "none")}
+    assert "signal" in methods and methods <= {"signal", "shared", "none"}
+    del chunks
