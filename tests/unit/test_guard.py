@@ -92,6 +92,7 @@ def test_nested_guarded_sessions_interrupt_once_and_both_stop_cleanly() -> None:
                 _greedy(chunks)
     assert not prof.active_sessions
     assert inner.result is not None and outer.result is not None
-    methods = {inner.result.summary["guard"]["method"], (outer.result.summary["guard"] or {}).get("method", "none")}
-    assert "signal" in methods and methods <= {"signal", "shared", "none"}
+    # whichever guard saw the reading first interrupted; the other shared it or never fired
+    methods = [(r.summary["guard"] or {}).get("method") for r in (inner.result, outer.result)]
+    assert methods.count("signal") == 1 and set(methods) <= {"signal", "shared", None}, methods
     del chunks
