@@ -40,6 +40,15 @@ READ_TIMELINE = """() => {
 }"""
 
 
+READ_MARKERS = """() => {
+  for (const doc of window.Bokeh.documents) {
+    const src = doc.get_model_by_name('markers');
+    if (src) { return {labels: Array.from(src.data.label), kinds: Array.from(src.data.kind)}; }
+  }
+  return null;
+}"""
+
+
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
@@ -83,8 +92,12 @@ def test_charts_receive_new_points_while_open(chromium: Browser, dash: MemoryDas
     context, page = _open(chromium, dash.url or "", width)
     try:
         first = page.evaluate(READ_TIMELINE)
-        time.sleep(2.0)
+        with dash.profiler.session("marked"):  # its start and end get marked on the timeline
+            time.sleep(0.3)
+        time.sleep(1.7)
         second = page.evaluate(READ_TIMELINE)
+        marks = page.evaluate(READ_MARKERS)
+        assert marks["labels"].count("marked") == 2, marks
         # 4 samples a second: at least 2 a second must have reached the page
         assert second["n"] >= first["n"] + 4, (first, second)
         assert second["last"] > first["last"] + 1000, (first, second)
@@ -119,4 +132,5 @@ def test_five_sessions_open_and_close_without_leftovers(chromium: Browser, dash:
         time.sleep(0.2)
     assert dash.open_sessions == 0, "documents of closed pages were not cleaned up"
     growth = probes.rss() - rss_before
+    print(f"\n5 browser sessions: server RSS grew {growth} bytes")
     assert growth < 60_000_000, f"server grew by {growth} bytes over 5 sessions"
