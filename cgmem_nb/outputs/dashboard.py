@@ -497,6 +497,7 @@ class MemoryDashboard:
                 check_unused_sessions_milliseconds=min(17000, max(200, self.unused_session_lifetime_ms // 2)),
                 unused_session_lifetime_milliseconds=self.unused_session_lifetime_ms,
                 token=self._token,
+                log_function=_access_log,
             )
             http = HTTPServer(tornado_app, xheaders=False)
             http.add_sockets(sockets)
@@ -602,6 +603,9 @@ class MemoryDashboard:
         limit_lines = [r for r in timeline.renderers if r.name in ("limit", "critical")]
 
         def update() -> None:
+            session = getattr(doc.session_context, "session", None)
+            if session is not None and session.connection_count == 0:
+                return  # the tab is closed; the document waits to be destroyed
             samples, new_marks, metrics, version = feed.read(state["seq"], state["marker"])
             if samples:
                 state["seq"] = samples[-1].seq
@@ -733,6 +737,18 @@ def _table_data(source: Any, rows: list[dict[str, Any]]) -> dict[str, list[Any]]
         "action": ("action", "code", "fix"),
     }
     return {c: ["" if (v := _first(r, aliases.get(c, (c,)))) is None else str(v) for r in rows] for c in columns}
+
+
+def _access_log(handler: Any) -> None:
+    """Requests go to the ``cgmem_nb.outputs.dashboard`` logger at DEBUG (server errors at
+    ERROR), not to tornado's access log: inside a kernel, a refused request would
+    otherwise print a warning into whatever cell is running."""
+    status = handler.get_status()
+    request = handler.request
+    log.log(
+        logging.ERROR if status >= 500 else logging.DEBUG,
+        "%d %s %s (%s) %.2fms", status, request.method, request.path, request.remote_ip, 1000.0 * request.request_time(),
+    )
 
 
 def _bind(host: str, port: int) -> list[socket.socket]:
