@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cgmem_nb import MemoryProfiler, ProfilerConfig
+from cgmem_nb import MemoryProfiler, ProfileResult, ProfilerConfig
 from cgmem_nb.engine import probes
 
 MB = 1000**2
@@ -41,6 +41,7 @@ def test_guard_interrupts_the_main_thread_and_names_the_allocating_line() -> Non
     # the line held most of the 300 MB headroom, and no more than what was allocated
     assert 250 * MB <= top["bytes"] <= len(chunks) * 5 * MB + MB
     assert result.lines.iloc[0].code == top["code"]
+    assert ProfileResult.from_json(result.to_json()) == result  # the guard's report round-trips
     del chunks
 
 
