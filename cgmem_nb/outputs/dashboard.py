@@ -119,7 +119,7 @@ class _Feed:
         self._finished_seen = 0
         self._last_metrics_at = 0.0
         self._last_level: int | None = None
-        self._prev: tuple[float, int] | None = None
+        self._prev: tuple[float, int, bool] | None = None
         self._sub: Subscription | None = None
         self._bus_sub: Any = None
 
@@ -156,12 +156,15 @@ class _Feed:
         if now - self._last_metrics_at >= 0.5:
             self._refresh_metrics(now)
         m = self.metrics
+        traced = tick.traced_bytes is not None
         level_bytes = tick.traced_bytes if tick.traced_bytes is not None else tick.rss_bytes
         alloc = dealloc = 0.0
-        if self._prev is not None and now > self._prev[0]:
+        # a rate only between two readings of the same measure (a session starting or
+        # ending switches between RSS and traced bytes, which is no allocation)
+        if self._prev is not None and now > self._prev[0] and self._prev[2] == traced:
             rate = (level_bytes - self._prev[1]) / (now - self._prev[0])
             alloc, dealloc = max(rate, 0.0), max(-rate, 0.0)
-        self._prev = (now, level_bytes)
+        self._prev = (now, level_bytes, traced)
         limit = int(m.get("limit_bytes") or 0)
         fraction = float(getattr(getattr(self.profiler, "config", None), "guard_fraction", 0.95))
         with self._lock:
@@ -652,9 +655,10 @@ class MemoryDashboard:
                 state["version"] = version
                 categories, leaks, recs = feed.findings()
                 rows = [r for r in categories if r["bytes"] > 0]
-                names = list(dict.fromkeys(r["category"] for r in rows))
+                labels = [r["category"] if r["source"] == "last_session" else f"{r['category']} ({r['source']})" for r in rows]
+                names = list(dict.fromkeys(labels))
                 cat_source.data = {
-                    "category": [r["category"] for r in rows],
+                    "category": labels,
                     "mb": [r["bytes"] / plots.MB for r in rows],
                     "bytes": [r["bytes"] for r in rows],
                     "source": [r["source"] for r in rows],
