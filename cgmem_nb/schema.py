@@ -79,9 +79,73 @@ TABLES: dict[str, tuple[Column, ...]] = {
 }
 
 
+#: Tables of the whole profiler's state (``MEMORY_PROFILER.export_*``, the dashboard's
+#: ``/api/export``); kept apart from :data:`TABLES`, which every ``ProfileResult`` holds.
+PROFILER_TABLES: dict[str, tuple[Column, ...]] = {
+    "metrics": _cols(
+        ("time", "float64", "Unix time of the reading."),
+        ("current_bytes", _BYTES, "Resident set size of the process."),
+        ("peak_bytes", _BYTES, "The kernel's peak RSS of the process."),
+        ("limit_bytes", _BYTES, "The memory limit in force."),
+        ("limit_source", "string", "Where the limit came from (`config`, `cgroup v2`, `physical`, ...)."),
+        ("usage_ratio", "float64", "`current_bytes / limit_bytes`."),
+        ("pressure_level", "string", "`Low`, `Medium`, `High` or `Critical` (70/85/95% of the limit by default)."),
+        ("traced_bytes", _BYTES, "Bytes the running tracer sees; missing when no session runs."),
+        ("uss_bytes", _BYTES, "Unique set size, where the platform reports it."),
+        ("tracked_bytes", _BYTES, "Manual records: bytes alive now."),
+        ("tracked_peak_bytes", _BYTES, "Manual records: the most alive at once."),
+        ("allocation_count", "Int64", "Manual records: allocations recorded."),
+        ("deallocation_count", "Int64", "Manual records: deallocations recorded."),
+        ("active_sessions", "Int64", "Sessions running now."),
+        ("sessions_finished", "Int64", "Sessions finished since the process started."),
+    ),
+    "sessions": _cols(
+        ("index", "Int64", "Position in `MEMORY_PROFILER.results` (0 is the oldest kept)."),
+        ("label", "string", "The session's label (`In[7]`, a function name, ...)."),
+        ("cell", "Int64", "Execution count of the profiled cell, if any."),
+        ("tracer", "string", "`exact`, `sampled` or `disabled`."),
+        ("started_at", "string", "ISO 8601 start time (UTC)."),
+        ("duration_s", "float64", "Seconds the session ran."),
+        ("peak_bytes", _BYTES, "Traced peak above the session's start."),
+        ("retained_bytes", _BYTES, "Traced bytes still alive at the end."),
+        ("allocated_bytes", _BYTES, "Bytes allocated (see the `lines` table)."),
+        ("rss_peak_bytes", _BYTES, "Peak RSS of the process during the session."),
+        ("limit_bytes", _BYTES, "The limit the session was measured against."),
+        ("interrupted", "boolean", "True when the cell ended with KeyboardInterrupt (the guard, or the user)."),
+        ("guard_triggered", "boolean", "True when the memory guard interrupted the session."),
+        ("error", "string", "The exception the session ended with, if any."),
+    ),
+    "allocations": _cols(
+        ("allocation_id", "Int64", "Id returned by `record_allocation()`."),
+        ("size_bytes", _BYTES, "Bytes recorded."),
+        ("category", "string", "Allocation category."),
+        ("created", "float64", "Unix time of the record."),
+    ),
+    "monitor": _cols(
+        ("time", "float64", "Unix time of the monitor tick."),
+        ("rss_bytes", _BYTES, "Resident set size at the tick."),
+        ("traced_bytes", _BYTES, "Bytes the running tracer saw, if one ran."),
+    ),
+    "category_bytes": _cols(
+        ("category", "string", "Allocation category."),
+        ("source", "string", "`last_session` (peak bytes in the latest result) or `tracked` (manual records alive now)."),
+        ("bytes", _BYTES, "Bytes in the category from that source."),
+    ),
+}
+
+
+def columns_of(table: str) -> tuple[Column, ...]:
+    """The columns of ``table`` (a result table or a profiler table)."""
+    if table in TABLES:
+        return TABLES[table]
+    if table in PROFILER_TABLES:
+        return PROFILER_TABLES[table]
+    raise KeyError(f"no table {table!r}; tables: {sorted(TABLES) + sorted(PROFILER_TABLES)}")
+
+
 def make_frame(table: str, rows: Iterable[Mapping[str, Any]] = ()) -> pd.DataFrame:
     """Build ``table`` from row mappings, with the documented columns and dtypes."""
-    columns = TABLES[table]
+    columns = columns_of(table)
     data = list(rows)
     frame = pd.DataFrame({c.name: [row.get(c.name) for row in data] for c in columns})
     return frame.astype({c.name: c.dtype for c in columns}) if len(columns) else frame
@@ -90,7 +154,7 @@ def make_frame(table: str, rows: Iterable[Mapping[str, Any]] = ()) -> pd.DataFra
 def schema_markdown() -> str:
     """The schemas as a Markdown document (used to generate the docs page)."""
     out = ["# DataFrame schemas", ""]
-    for table, columns in TABLES.items():
+    for table, columns in {**TABLES, **PROFILER_TABLES}.items():
         out += [f"## `{table}`", "", "| column | dtype | meaning |", "| --- | --- | --- |"]
         out += [f"| `{c.name}` | `{c.dtype}` | {c.doc} |" for c in columns]
         out.append("")

@@ -13,6 +13,7 @@ from typing import Any
 MAGICS: list[tuple[str, str]] = [
     ("cgmem_nb.integrations.magics", "CgmemMagics"),
     ("cgmem_nb.integrations.panel_magics", "PanelMagics"),
+    ("cgmem_nb.integrations.dashboard_magics", "DashboardMagics"),
 ]
 
 

@@ -61,6 +61,10 @@ class CgmemMagics(Magics):
     @magic_arguments.argument("--label", metavar="TEXT", help="Label of the result (default In[n]).")
     @magic_arguments.argument("-q", "--quiet", action="store_true", help="Show no report (the result is still stored).")
     @magic_arguments.argument("--live", action="store_true", help="Show a live panel (chart, pressure, figures) while the cell runs.")
+    @magic_arguments.argument(
+        "--guard", action="store_true",
+        help="Interrupt the cell (KeyboardInterrupt) when memory reaches guard_fraction (default 95%%) of the limit.",
+    )
     @line_cell_magic
     def memprofile(self, line: str, cell: str | None = None) -> Any:
         """Profile the memory of a cell (``%%memprofile``) or one statement (``%memprofile STATEMENT``).
@@ -107,7 +111,7 @@ class CgmemMagics(Magics):
         if args.top is not None and args.top < 0:
             raise _usage_error(f"--top {args.top} is not accepted: give 0 or more lines")
         try:
-            session = MEMORY_PROFILER.session(args.label, depth=args.depth, limit=args.limit)
+            session = MEMORY_PROFILER.session(args.label, depth=args.depth, limit=args.limit, guard=True if args.guard else None)
         except CgmemError as exc:
             raise _usage_error(str(exc)) from None
         # The live panel is shown before the cell body runs, so it sits above the cell's own output.

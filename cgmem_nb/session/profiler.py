@@ -13,6 +13,7 @@ import ast
 import functools
 import itertools
 import linecache
+import os
 import sys
 import threading
 import time
@@ -104,6 +105,7 @@ class Session:
         depth: int | None = None,
         limit: int | str | None = None,
         cell: int | None = None,
+        guard: bool | None = None,
     ) -> None:
         if tracer not in ("auto", "exact", "sampled"):
             raise ConfigError(f"tracer={tracer!r} is not accepted: use 'auto', 'exact' or 'sampled'")
@@ -115,6 +117,11 @@ class Session:
         self.depth = depth
         self.limit = parse_size(limit, what="limit") if limit is not None else None
         self.cell = cell
+        if guard is not None and not isinstance(guard, bool):
+            raise ConfigError(f"guard={guard!r} is not accepted: give True, False or None (None follows ProfilerConfig.guard)")
+        #: Interrupt the code at ``guard_fraction`` of the limit (None: ``ProfilerConfig.guard``).
+        self.guard = guard
+        self._guard: Any = None
         #: The finished result, once the session has ended.
         self.result: ProfileResult | None = None
         self._recording: Recording | None = None
@@ -133,6 +140,12 @@ class Session:
         if self.result is not None:
             raise SessionError("this session has ended; start a new one with MEMORY_PROFILER.session()")
         self._recording = self.profiler._start_recording(self)
+        if self.guard if self.guard is not None else self.profiler.config.guard:
+            from .guard import MemoryGuard
+
+            self._guard = MemoryGuard(
+                self._recording, fraction=self.profiler.config.guard_fraction, limit=self._recording.limit.bytes
+            ).arm()
         if EVENT_BUS.has_listeners:
             EVENT_BUS.publish(SessionStarted(self.session_id, self._recording.label))
         return self
@@ -142,14 +155,26 @@ class Session:
         recording = self._recording
         if recording is None:
             raise SessionError("this session is not running; use it as `with MEMORY_PROFILER.session() as s:`")
+        guard, self._guard = self._guard, None
+        # The guard's interrupt may land while it is being disarmed: keep it, stop cleanly, re-raise.
+        pending = guard.disarm_catching() if guard is not None else None
         self._recording = None
         try:
-            self.result = recording.stop(error)
+            self.result = recording.stop(error if error is not None else pending)
+            if guard is not None:
+                from .guard import guard_summary
+
+                self.result = ProfileResult(
+                    {**self.result.summary, **guard_summary(guard)},
+                    {n: self.result.table(n) for n in self.result.table_names},
+                )
         finally:
             self.profiler._finish(self, recording)
         self.profiler._store(self.result)
         if EVENT_BUS.has_listeners:
             EVENT_BUS.publish(SessionFinished(self.session_id, recording.label, summary=self.result.summary))
+        if pending is not None and error is None:
+            raise pending
         return self.result
 
     def checkpoint(self) -> None:
@@ -169,7 +194,7 @@ class Session:
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with Session(self.profiler, label, tracer=self.tracer_choice, depth=self.depth, limit=self.limit):
+            with Session(self.profiler, label, tracer=self.tracer_choice, depth=self.depth, limit=self.limit, guard=self.guard):
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -261,6 +286,7 @@ class MemoryProfiler:
         self._tracked_peak = 0
         self._warned: set[str] = set()
         _PROFILERS.add(self)
+        self._sessions_finished = 0
 
     # -- configuration ----------------------------------------------------------------
     @property
@@ -290,9 +316,15 @@ class MemoryProfiler:
         tracer: TracerChoice = "auto",
         depth: int | None = None,
         limit: int | str | None = None,
+        guard: bool | None = None,
     ) -> Session:
-        """A profiling session, as a context manager or a decorator."""
-        return Session(self, label, tracer=tracer, depth=depth, limit=limit)
+        """A profiling session, as a context manager or a decorator.
+
+        ``guard=True`` interrupts the code (``KeyboardInterrupt``) when RSS reaches
+        ``config.guard_fraction`` of the limit (see :mod:`cgmem_nb.session.guard`);
+        None follows ``ProfilerConfig.guard``.
+        """
+        return Session(self, label, tracer=tracer, depth=depth, limit=limit, guard=guard)
 
     def _choose_tracer(self, choice: TracerChoice) -> tuple[Tracer, str | None]:
         tracers = available_tracers()
@@ -331,6 +363,12 @@ class MemoryProfiler:
 
     def _store(self, result: ProfileResult) -> None:
         self._results.append(result)
+        self._sessions_finished += 1
+
+    @property
+    def sessions_finished(self) -> int:
+        """Sessions finished since this profiler was made (results beyond the last 50 included)."""
+        return self._sessions_finished
 
     def _traced_bytes(self) -> int | None:
         with self._lock:
@@ -499,6 +537,26 @@ class MemoryProfiler:
 
     def _iter_active(self) -> Iterator[Session]:
         return iter(self.active_sessions)
+
+    # -- exports (implemented in cgmem_nb.outputs.export, imported when used) ------------------
+    def export_json(self, path: str | os.PathLike[str] | None = None, *, indent: int | None = None) -> str:
+        """The profiler's state (metrics, sessions, manual records, monitor timeline and
+        every stored result) as JSON; also written atomically to ``path`` when given."""
+        from ..outputs.export import profiler_json
+
+        return profiler_json(self, path, indent=indent)
+
+    def export_csv(self, directory: str | os.PathLike[str]) -> dict[str, Any]:
+        """Write the profiler's tables as CSV files (one per table) into ``directory``."""
+        from ..outputs.export import profiler_csv
+
+        return profiler_csv(self, directory)
+
+    def export_prometheus(self) -> str:
+        """The profiler's figures in the Prometheus text exposition format."""
+        from ..outputs.export import prometheus
+
+        return prometheus(self)
 
 
 #: The process-wide profiler.

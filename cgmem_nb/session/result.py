@@ -157,6 +157,21 @@ class ProfileResult:
             write_atomically(path, text)
         return text
 
+    def to_csv(self, directory: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write each table to ``directory/NAME.csv`` (atomically) plus a ``manifest.json``
+        with the dtypes and the summary; returns ``{table: path}``. Read it back with
+        :meth:`from_csv` or ``cgmem_nb.export.read_csv_tables(directory)``."""
+        from ..outputs.export import result_to_csv
+
+        return result_to_csv(self, directory)
+
+    @classmethod
+    def from_csv(cls, directory: str | os.PathLike[str]) -> "ProfileResult":
+        """Read a result written by :meth:`to_csv`."""
+        from ..outputs.export import read_result_csv
+
+        return read_result_csv(directory)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ProfileResult":
         """Rebuild a result from :meth:`to_dict` output."""
