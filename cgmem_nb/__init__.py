@@ -30,8 +30,10 @@ __all__ = [
     "SizeError",
     "TrackedCache",
     "format_bytes",
+    "history",
     "load_ipython_extension",
     "parse_size",
+    "variables",
 ]
 
 from .categories import AllocationType
@@ -44,10 +46,14 @@ from .units import format_bytes, parse_size
 if TYPE_CHECKING:
     from .outputs.report import Report
     from .session.cache import TrackedCache
+    from .session.history import history
+    from .session.variables import variables
 
 _LAZY = {
     "Report": ("cgmem_nb.outputs.report", "Report"),
     "TrackedCache": ("cgmem_nb.session.cache", "TrackedCache"),
+    "history": ("cgmem_nb.session.history", "history"),
+    "variables": ("cgmem_nb.session.variables", "variables"),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 #: ``(module, class name)`` of every Magics class the extension registers.
 MAGICS: list[tuple[str, str]] = [
     ("cgmem_nb.integrations.magics", "CgmemMagics"),
+    ("cgmem_nb.integrations.analysis_magics", "AnalysisMagics"),
 ]
 
 
