@@ -93,6 +93,10 @@ class Finding:
     fix: str
 
 
+#: What frees the output history: IPython keeps the last three outputs in
+#: ``user_ns_hidden`` too, and ``%reset -f out`` does not clear those.
+RESET_OUT = '%reset -f out\nget_ipython().user_ns_hidden.update({"_": "", "__": "", "___": ""})'
+
 LeakRule = Callable[[Sequence[Observation], LeakSettings], list[Finding]]
 
 _OUT_RE = re.compile(r"^Out\[(\d+)\]$")
@@ -108,8 +112,8 @@ def fix_for(reading: HolderReading) -> str:
     if kind == "output":
         match = _OUT_RE.match(name)
         if match:
-            return f"del Out[{match.group(1)}]  # or %reset -f out; end a cell with ';' to keep its value out of Out"
-        return "%reset -f out  # clears Out, _, __ and ___"
+            return f"del Out[{match.group(1)}], _{match.group(1)}  # and end cells with ';' to keep their value out of Out\n# to clear all outputs:\n{RESET_OUT}"
+        return RESET_OUT
     if kind == "cache":
         return f"{name}.cache_clear()  # then bound it: @functools.lru_cache(maxsize=128)"
     if kind == "module":

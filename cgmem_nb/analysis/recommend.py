@@ -27,6 +27,7 @@ from ..engine import heap
 from ..session.holders import Observation
 from ..session.result import ProfileResult
 from ..units import format_bytes
+from .leaks import RESET_OUT
 from .model import Difficulty, MemoryLeak, Recommendation
 
 MB = 1000**2
@@ -237,7 +238,7 @@ def output_history(ctx: Context) -> Iterable[Draft]:
         "output_history", names,
         f"The output history holds {format_bytes(total)} that no variable holds ({names}). Clear it, and end "
         "cells whose value you do not need with `;`.",
-        "%reset -f out", total, Difficulty.Easy, 0, True,
+        RESET_OUT, total, Difficulty.Easy, 0, True,
     )
 
 

@@ -119,12 +119,16 @@ def _cache_reading(key: str, name: str, wrapper: Any) -> HolderReading:
     return HolderReading(key, "cache", name, m.size, count, "Cache", type_name(wrapper), capacity, id(wrapper))
 
 
-def _dominant_category(objects: Iterable[Any]) -> str:
+def _dominant_category(objects: Iterable[Any], *, deep: bool = True) -> str:
+    """Category of the biggest of (the first 200 of) ``objects``; shallow sizes pick leaves."""
     best, best_size = None, -1
     for i, obj in enumerate(objects):
         if i >= 200:
             break
-        size = measure_cached(obj).size
+        try:
+            size = measure_cached(obj).size if deep else sys.getsizeof(obj)
+        except TypeError:
+            continue
         if size > best_size and not isinstance(obj, dict):
             best, best_size = obj, size
     return categorize(best).value if best is not None else "Unknown"
@@ -149,13 +153,16 @@ def observe(
 ) -> Observation:
     """Take an observation of the process and of every holder (namespace: the shell's)."""
     started = time.perf_counter()
+    shell = get_shell()
+    hidden_ns = None
     if ns is None:
-        shell = get_shell()
         if shell is not None:
             ns, hidden = shell.user_ns, hidden_names(shell)
             if cell is None:
                 cell = notebook.current_cell()
     ns = ns if ns is not None else {}
+    if shell is not None and getattr(shell, "user_ns", None) is ns:
+        hidden_ns = getattr(shell, "user_ns_hidden", None)
     holders: dict[str, HolderReading] = {}
     claimed_ids: set[int] = set()
     claimed_buffers: set[int] = set()
@@ -172,7 +179,7 @@ def observe(
         claimed_buffers |= set(m.buffers)
 
     seen_outputs: set[int] = set()
-    for name, obj in output_holders(ns).items():
+    for name, obj in output_holders(ns, hidden_ns).items():
         if id(obj) in seen_outputs:
             continue  # `_` is usually the latest Out[n]: counted there
         seen_outputs.add(id(obj))
@@ -199,7 +206,7 @@ def observe(
         m = measure(garbage, limit=WALK_LIMIT)
         size = exclusive_bytes(m, garbage, claimed_ids, claimed_buffers)
         holders["cycle:gc.garbage"] = HolderReading(
-            "cycle:gc.garbage", "cycle", "gc.garbage", size, len(garbage), _dominant_category(garbage), "list", None, id(gc.garbage)
+            "cycle:gc.garbage", "cycle", "gc.garbage", size, len(garbage), _dominant_category(garbage, deep=False), "list", None, id(gc.garbage)
         )
 
     for module in _user_modules():

@@ -75,7 +75,7 @@ def is_lru_cache(obj: Any) -> bool:
     return isinstance(obj, functools._lru_cache_wrapper)
 
 
-def categorize(obj: Any) -> AllocationType:
+def categorize(obj: Any, *, _depth: int = 0) -> AllocationType:
     """The category an object's memory belongs to, from its type.
 
     numpy/pandas/arrow objects are ``Vector``; ``str`` is ``String``; ``bytes``,
@@ -100,10 +100,24 @@ def categorize(obj: Any) -> AllocationType:
         return AllocationType.Parser
     if "cache" in type(obj).__name__.lower():
         return AllocationType.Cache
-    first = _first_element(obj)
-    if first is not None:
-        return categorize(first)
+    if _depth < 3:
+        first = _first_element(obj)
+        if first is None:
+            attrs = getattr(obj, "__dict__", None)
+            if isinstance(attrs, dict) and attrs:
+                first = max(attrs.values(), key=_shallow_size)
+                if first is obj:
+                    first = None
+        if first is not None:
+            return categorize(first, _depth=_depth + 1)
     return AllocationType.Unknown
+
+
+def _shallow_size(obj: Any) -> int:
+    try:
+        return sys.getsizeof(obj)
+    except TypeError:
+        return 0
 
 
 def _first_element(obj: Any) -> Any:
@@ -221,8 +235,12 @@ def _hidden_names(shell: Any) -> set[str]:
     return {n for n, v in hidden.items() if ns.get(n, v) is v}
 
 
-def output_holders(ns: Mapping[str, Any]) -> dict[str, Any]:
-    """``Out[n]`` entries and the ``_``, ``__``, ``___`` aliases: holder name -> object."""
+def output_holders(ns: Mapping[str, Any], hidden_ns: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``Out[n]`` entries and the ``_``, ``__``, ``___`` aliases: holder name -> object.
+
+    IPython also keeps the last three outputs in ``user_ns_hidden`` (``%reset -f out``
+    does not clear those): pass it as ``hidden_ns`` to see them, named ``_ (hidden)``.
+    """
     holders: dict[str, Any] = {}
     out = ns.get("Out")
     if isinstance(out, dict):
@@ -233,6 +251,10 @@ def output_holders(ns: Mapping[str, Any]) -> dict[str, Any]:
         value = ns.get(alias)
         if value is not None and not (isinstance(value, str) and value == ""):
             holders[alias] = value
+    for alias in _OUTPUT_ALIASES if hidden_ns is not None else ():
+        value = hidden_ns.get(alias) if hidden_ns is not None else None
+        if value is not None and not (isinstance(value, str) and value == ""):
+            holders[f"{alias} (hidden)"] = value
     return holders
 
 
@@ -307,7 +329,9 @@ def census(ns: Mapping[str, Any], hidden: Iterable[str] = ()) -> list[VariableIn
 
     # Other holders of the same objects.
     other: dict[int, list[str]] = {}
-    for holder, value in output_holders(ns).items():
+    shell = get_shell()
+    hidden_ns = getattr(shell, "user_ns_hidden", None) if shell is not None and getattr(shell, "user_ns", None) is ns else None
+    for holder, value in output_holders(ns, hidden_ns).items():
         other.setdefault(id(value), []).append(holder)
     for cname, wrapper in cache_holders(ns).items():
         for value in cache_contents(wrapper):
