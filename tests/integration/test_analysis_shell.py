@@ -311,7 +311,7 @@ def _check_savings(shell: Any, rule: str, target: str | None, apply: str) -> Non
 
 
 def test_category_recommendation_saves_what_converting_frees(shell: Any, traced: None) -> None:
-    ok(shell, "import pandas as pd\ndf = pd.DataFrame({'city': [f'city_{i % 40}' for i in range(400_000)]})")
+    ok(shell, "import pandas as pd\ndf = pd.DataFrame({'city': [f'city_{i % 40}' for i in range(200_000)]})")
     _check_savings(shell, "category_columns", "df.city", 'df["city"] = df["city"].astype("category")')
 
 
