@@ -17,9 +17,11 @@ Default rules, in order:
     A variable, module-level container, *unbounded* cache or manual-records
     category that grew in at least ``min_growth_steps`` of the observations it
     appears in, by at least ``min_growth`` bytes in all, and has not been flat
-    for the last ``settle_steps`` observations (status ``growing``). A bounded
-    ``lru_cache`` never counts (it stops at its bound); a big variable that
-    stays the same size is not a leak; growth that stopped is warm-up.
+    for the last ``settle_steps`` observations (status ``growing``). Growth that
+    stopped after at least ``min_leak_steps_when_stopped`` growing steps is a
+    leak that stopped growing (status ``held``); after fewer, it was warm-up
+    (not reported). A bounded ``lru_cache`` never counts (it stops at its
+    bound); a big variable that stays the same size is not a leak.
 ``unreachable_heap``
     Bytes in use according to malloc (glibc) that grow in the same way while
     no holder explains them: native memory or objects lost to Python (holder
@@ -64,8 +66,11 @@ class LeakSettings:
     min_step: int = 64 * 1024
     #: ...and at least this fraction of the holder's size.
     min_step_fraction: float = 0.001
-    #: Flat observations at the end after which growth is over (warm-up).
+    #: Flat observations at the end after which growth is over.
     settle_steps: int = 3
+    #: Growth that stopped is warm-up when it took fewer steps than this, else a leak
+    #: that stopped growing (status ``held``).
+    min_leak_steps_when_stopped: int = 3
     #: Extra margin for malloc's heap (it moves with temporaries): total growth needed.
     min_native_growth: int = 8 * MB
     #: Impact thresholds: share of the limit.
@@ -136,9 +141,10 @@ def _series(observations: Sequence[Observation], key: str) -> list[tuple[float, 
     return out
 
 
-def _is_growing(sizes: Sequence[int], settings: LeakSettings, min_growth: int) -> bool:
+def growth_status(sizes: Sequence[int], settings: LeakSettings, min_growth: int) -> str | None:
+    """``"growing"``, ``"held"`` (grew repeatedly, then stopped) or None (stable, or warm-up)."""
     if len(sizes) < settings.min_growth_steps + 1:
-        return False
+        return None
     steps = [b - a for a, b in zip(sizes, sizes[1:])]
 
     def grew(step: int, base: int) -> bool:
@@ -146,11 +152,12 @@ def _is_growing(sizes: Sequence[int], settings: LeakSettings, min_growth: int) -
 
     growth_steps = sum(1 for s, base in zip(steps, sizes) if grew(s, base))
     if growth_steps < settings.min_growth_steps or sizes[-1] - sizes[0] < min_growth:
-        return False
+        return None
     tail = steps[-settings.settle_steps :]
     if len(steps) > settings.settle_steps and not any(grew(s, base) for s, base in zip(tail, sizes[-len(tail) - 1 :])):
-        return False  # it stopped: warm-up
-    return True
+        # It stopped. A few steps then flat is warm-up; many steps, a leak that stopped growing.
+        return "held" if growth_steps >= settings.min_leak_steps_when_stopped else None
+    return "growing"
 
 
 def outlived_scope(observations: Sequence[Observation], settings: LeakSettings) -> list[Finding]:
@@ -183,7 +190,8 @@ def growing_holder(observations: Sequence[Observation], settings: LeakSettings) 
         if reading.kind == "cache" and reading.capacity is not None:
             continue  # bounded: fills up and stops
         series = _series(observations, key)
-        if not _is_growing([s for _, _, s, _ in series], settings, settings.min_growth):
+        status = growth_status([s for _, _, s, _ in series], settings, settings.min_growth)
+        if status is None:
             continue
         reason = {
             "variable": f"`{reading.name}` grew in {len(series)} observations",
@@ -194,7 +202,7 @@ def growing_holder(observations: Sequence[Observation], settings: LeakSettings) 
         }[reading.kind]
         findings.append(
             Finding(key, reading.name if reading.kind != "cache" else f"{reading.name} (lru_cache)", reading.kind,
-                    reading.category, tuple((t, c, s) for t, c, s, _ in series), "growing", reason, fix_for(reading))
+                    reading.category, tuple((t, c, s) for t, c, s, _ in series), status, reason, fix_for(reading))
         )
     return findings
 
@@ -219,10 +227,11 @@ def unreachable_heap(observations: Sequence[Observation], settings: LeakSettings
         assert obs.heap_in_use is not None and base.heap_in_use is not None
         series.append((obs.t, obs.cell, max((obs.heap_in_use - base.heap_in_use) - explained, 0)))
     sizes = [s for _, _, s in series]
-    if not _is_growing(sizes, replace(settings, min_step=max(settings.min_step, 1 << 20)), settings.min_native_growth):
+    status = growth_status(sizes, replace(settings, min_step=max(settings.min_step, 1 << 20)), settings.min_native_growth)
+    if status is None:
         return []
     return [
-        Finding("native:heap", "unreachable (native or lost)", "native", "Unknown", tuple(series), "growing",
+        Finding("native:heap", "unreachable (native or lost)", "native", "Unknown", tuple(series), status,
                 "malloc's bytes in use grow and no Python holder explains them (a C extension, ctypes, or objects lost to Python)",
                 fix_for(HolderReading("native:heap", "native", "heap", 0, None, "Unknown", "")))
     ]
@@ -268,7 +277,7 @@ class LeakDetector:
                     continue
                 t0, c0, s0 = f.series[0]
                 t1, c1, s1 = f.series[-1]
-                growth = s1 - s0 if f.status == "growing" else max(s1 - s0, 0)
+                growth = max(s1 - s0, 0)
                 rate = growth / (t1 - t0) if f.status == "growing" and t1 > t0 else 0.0
                 known = self._known.get(f.leak_id)
                 first_seen = min(t0, known.first_seen) if known else t0

@@ -135,10 +135,15 @@ def _dominant_category(objects: Iterable[Any], *, deep: bool = True) -> str:
 
 
 def _traceback_locals(tb: Any) -> list[Any]:
+    """Locals of the traceback's function frames in user code (cells and the user's files).
+
+    Library frames (IPython's own, for one) hold the shell and everything else:
+    their locals are not what the error kept alive for the user.
+    """
     values = []
     while tb is not None:
         frame = tb.tb_frame
-        if frame.f_locals is not frame.f_globals:
+        if frame.f_locals is not frame.f_globals and notebook.is_user_code(frame.f_code.co_filename):
             values.extend(frame.f_locals.values())
         tb = tb.tb_next
     return values
