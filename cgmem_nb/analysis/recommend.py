@@ -298,19 +298,20 @@ def leak_holders(ctx: Context) -> Iterable[Draft]:
 
 
 def fragmentation(ctx: Context) -> Iterable[Draft]:
-    """Memory malloc holds free: ``malloc_trim`` returns it (glibc)."""
+    """Free memory malloc keeps inside its heap: ``malloc_trim`` returns it (glibc)."""
     last = ctx.last
-    if last is None or last.heap_free is None or not heap.available():
+    releasable = heap.releasable_bytes()
+    stats = heap.heap_stats()
+    if releasable is None or stats is None or releasable < max(ctx.min_savings, 16 * MB):
         return
-    free = last.heap_free
-    if free < max(ctx.min_savings, 64 * MB) or free < 0.1 * last.rss:
-        return
+    rss = last.rss if last is not None else None
     yield Draft(
         "fragmentation", "malloc heap",
-        f"malloc holds {format_bytes(free)} free inside the heap (RSS {format_bytes(last.rss)}, in use "
-        f"{format_bytes(last.heap_in_use)}): fragmentation left by freed objects. `malloc_trim` returns the free "
-        "pages (the estimate is the measured free bytes; pages still partly used stay).",
-        'import ctypes; ctypes.CDLL("libc.so.6").malloc_trim(0)', free, Difficulty.Easy, 0, False,
+        f"malloc keeps {format_bytes(stats.free_bytes)} free inside its heap (in use {format_bytes(stats.in_use_bytes)}"
+        + (f", RSS {format_bytes(rss)}" if rss else "")
+        + f"): freed objects left holes it has not returned. `malloc_trim` gives back the whole free pages, about "
+        f"{format_bytes(releasable)} (from malloc's own free-chunk histogram).",
+        'import ctypes; ctypes.CDLL("libc.so.6").malloc_trim(0)', releasable, Difficulty.Easy, 0, False,
     )
 
 

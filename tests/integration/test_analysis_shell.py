@@ -353,3 +353,22 @@ def test_leak_recommendation_saves_what_clearing_the_holder_frees(shell: Any, tr
     for _ in range(4):
         ok(shell, "hoard.append(np.ones(300_000))")
     _check_savings(shell, "leak_holders", "hoard", "hoard.clear()")
+
+
+def test_fragmentation_recommendation_estimates_what_malloc_trim_returns(shell: Any) -> None:
+    from cgmem_nb.engine import heap, probes
+
+    if not heap.available():
+        pytest.skip("malloc statistics need glibc")
+    heap.malloc_trim()
+    ok(shell, "import gc\nblocks = [bytes(20_000) for _ in range(4000)]\ndel blocks[::2]\ngc.collect()")
+    recs = _recs(shell)
+    row = recs[recs["rule"] == "fragmentation"]
+    assert len(row) == 1, recs
+    estimate = int(row["estimated_savings"].iloc[0])
+    before = probes.rss()
+    ok(shell, row["action"].iloc[0])
+    freed = before - probes.rss()
+    assert freed > 30 * MB
+    assert abs(estimate - freed) <= 0.10 * freed, (estimate, freed)
+    ok(shell, "del blocks")
