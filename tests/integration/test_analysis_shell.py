@@ -372,3 +372,20 @@ def test_fragmentation_recommendation_estimates_what_malloc_trim_returns(shell: 
     assert freed > 30 * MB
     assert abs(estimate - freed) <= 0.10 * freed, (estimate, freed)
     ok(shell, "del blocks")
+
+
+def test_profiled_cell_result_carries_its_recommendations_and_patterns(shell: Any) -> None:
+    ok(shell, "import numpy as np, pandas as pd")
+    ok(shell, """%%memprofile -q -o r
+total = np.ones(5_000_000).sum()
+towns = pd.DataFrame({'town': [f'town_{i % 10}_' + 'x' * 40 for i in range(20_000)]})
+""")
+    r = shell.user_ns["r"]
+    recs = r.recommendations
+    assert {"big_temporaries", "category_columns"} <= set(recs["rule"]), recs[["rule", "target"]]
+    temp = recs[recs["rule"] == "big_temporaries"].iloc[0]
+    assert temp["target"] == f"In[{r.summary['cell']}]:2"  # the line that made the 40 MB temporary
+    assert int(temp["estimated_savings"]) >= 35 * MB
+    assert recs[recs["rule"] == "category_columns"]["target"].iloc[0] == "towns.town"
+    assert int(r.patterns["peak_usage"].max()) >= 40 * MB
+    assert r.leaks.empty
