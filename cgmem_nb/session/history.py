@@ -17,6 +17,7 @@ limit)``.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -34,6 +35,7 @@ HEAVY_BYTES = 100 * 1000**2
 #: The share of the memory limit in the heavy-cell rule.
 HEAVY_FRACTION = 0.10
 _KEPT = 5000
+log = logging.getLogger(__name__)
 
 
 def heavy_threshold(limit: int) -> int:
@@ -147,6 +149,7 @@ class CellWatcher:
                 pending["session"] = session
             self._pending = pending
         except Exception:  # never break the user's cell
+            log.exception("cgmem_nb: %memwatch could not start recording a cell")
             self._pending = None
         finally:
             self.overhead_s += time.perf_counter() - began
@@ -199,7 +202,7 @@ class CellWatcher:
             if self.observe_holders:
                 OBSERVATIONS.add(observe(cell=record.cell, limit=limit), MEMORY_PROFILER.config.history_retention)
         except Exception:  # never break the user's kernel
-            pass
+            log.exception("cgmem_nb: %memwatch could not record a cell")
         finally:
             self.overhead_s += time.perf_counter() - began
 

@@ -33,6 +33,7 @@ from ..engine import heap, probes
 from . import notebook
 from .variables import (
     WALK_LIMIT,
+    Claimed,
     cache_contents,
     categorize,
     exclusive_bytes,
@@ -92,14 +93,24 @@ class Observation:
     cost_s: float = 0.0
 
 
-def _user_modules() -> Iterable[types.ModuleType]:
+_modules_seen: tuple[int, list[types.ModuleType]] = (-1, [])
+
+
+def _user_modules() -> list[types.ModuleType]:
+    """The user's own imported modules (not the standard library, packages or cgmem_nb)."""
+    global _modules_seen
+    if _modules_seen[0] == len(sys.modules):
+        return _modules_seen[1]
+    found = []
     for name, module in list(sys.modules.items()):
         if name == "__main__" or module is None:
             continue
         filename = getattr(module, "__file__", None)
         if not isinstance(filename, str) or notebook.is_library(filename) or notebook.is_own(filename):
             continue
-        yield module
+        found.append(module)
+    _modules_seen = (len(sys.modules), found)
+    return found
 
 
 def _len(obj: Any) -> int | None:
@@ -169,8 +180,7 @@ def observe(
     if shell is not None and getattr(shell, "user_ns", None) is ns:
         hidden_ns = getattr(shell, "user_ns_hidden", None)
     holders: dict[str, HolderReading] = {}
-    claimed_ids: set[int] = set()
-    claimed_buffers: set[int] = set()
+    claimed = Claimed()
 
     for name, obj in user_variables(ns, hidden).items():
         if is_lru_cache(obj):
@@ -180,8 +190,7 @@ def observe(
         holders[f"variable:{name}"] = HolderReading(
             f"variable:{name}", "variable", name, m.size, _len(obj), categorize(obj).value, type_name(obj), None, id(obj)
         )
-        claimed_ids |= m.ids
-        claimed_buffers |= set(m.buffers)
+        claimed.add(m)
 
     seen_outputs: set[int] = set()
     for name, obj in output_holders(ns, hidden_ns).items():
@@ -189,9 +198,8 @@ def observe(
             continue  # `_` is usually the latest Out[n]: counted there
         seen_outputs.add(id(obj))
         m = measure_cached(obj)
-        size = exclusive_bytes(m, obj, claimed_ids, claimed_buffers)
-        claimed_ids |= m.ids
-        claimed_buffers |= set(m.buffers)
+        size = exclusive_bytes(m, obj, claimed)
+        claimed.add(m)
         holders[f"output:{name}"] = HolderReading(
             f"output:{name}", "output", name, size, _len(obj), categorize(obj).value, type_name(obj), None, id(obj)
         )
@@ -200,7 +208,7 @@ def observe(
     if tb is not None:
         values = _traceback_locals(tb)
         m = measure(values, limit=WALK_LIMIT)
-        size = exclusive_bytes(m, values, claimed_ids, claimed_buffers)
+        size = exclusive_bytes(m, values, claimed)
         holders["traceback:sys.last_traceback"] = HolderReading(
             "traceback:sys.last_traceback", "traceback", "sys.last_traceback", size, len(values),
             _dominant_category(values), "traceback", None, id(tb),
@@ -209,7 +217,7 @@ def observe(
     if gc.garbage:
         garbage = list(gc.garbage)
         m = measure(garbage, limit=WALK_LIMIT)
-        size = exclusive_bytes(m, garbage, claimed_ids, claimed_buffers)
+        size = exclusive_bytes(m, garbage, claimed)
         holders["cycle:gc.garbage"] = HolderReading(
             "cycle:gc.garbage", "cycle", "gc.garbage", size, len(garbage), _dominant_category(garbage, deep=False), "list", None, id(gc.garbage)
         )
@@ -222,7 +230,7 @@ def observe(
             if is_lru_cache(value):
                 if getattr(value, "__module__", None) == module.__name__:
                     holders[f"cache:{qual}"] = _cache_reading(f"cache:{qual}", qual, value)
-            elif isinstance(value, _CONTAINERS) and id(value) not in claimed_ids:
+            elif isinstance(value, _CONTAINERS) and not claimed.holds(id(value)):
                 m = measure(value, limit=WALK_LIMIT)
                 holders[f"module:{qual}"] = HolderReading(
                     f"module:{qual}", "module", qual, m.size, _len(value), categorize(value).value, type_name(value), None, id(value)

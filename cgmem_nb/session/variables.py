@@ -20,6 +20,7 @@ import functools
 import gc
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -29,6 +30,8 @@ from .. import schema
 from ..categories import AllocationType
 from ..sizing import Measure, array_root, measure
 
+#: Containers with at least this many elements are re-measured only when their length changes.
+BIG_CONTAINER = 1000
 #: Objects walked per variable at most (the size is then a lower bound, ``truncated``).
 WALK_LIMIT = 200_000
 _CACHE_MAX = 4096
@@ -158,6 +161,16 @@ def _version(obj: Any) -> Any:
         return (type(obj), obj.shape, arrays, tuple(obj.dtypes.astype(str)) if isinstance(obj, pd.DataFrame) else str(obj.dtype))
     if isinstance(obj, (str, bytes)):
         return (type(obj), len(obj))
+    if isinstance(obj, (list, dict, set, frozenset, tuple, deque)):
+        try:
+            n = len(obj)
+        except TypeError:
+            return None
+        if n >= BIG_CONTAINER:
+            # Walking a big container every cell costs ~1 s per million objects: re-walk only
+            # when its length changes (in-place changes of its elements' sizes are missed).
+            last = obj[-1] if isinstance(obj, (list, tuple, deque)) and n else None
+            return (type(obj), n, id(last))
     return None
 
 
@@ -165,7 +178,8 @@ def measure_cached(obj: Any) -> Measure:
     """:func:`cgmem_nb.sizing.measure` of ``obj``, reused while the object looks unchanged.
 
     Arrays, frames and strings are cached by identity, shape, dtypes and buffers;
-    containers are walked every time (they change in place).
+    containers of :data:`BIG_CONTAINER` elements or more by identity and length
+    (and last element); smaller containers are walked every time.
     """
     version = _version(obj)
     if version is not None:
@@ -180,19 +194,48 @@ def measure_cached(obj: Any) -> Measure:
     return m
 
 
-def exclusive_bytes(m: Measure, obj: Any, claimed_ids: set[int], claimed_buffers: set[int]) -> int:
-    """Bytes of ``obj`` (measured as ``m``) that nothing in ``claimed_ids``/``claimed_buffers`` holds.
+class Claimed:
+    """Objects and numpy buffers already counted, kept as the walks' own id sets (no copying)."""
+
+    def __init__(self) -> None:
+        self.id_sets: list[set[int]] = []
+        self.buffers: set[int] = set()
+        self._union: set[int] | None = None
+
+    def add(self, m: Measure) -> None:
+        """Count everything ``m`` reached."""
+        self.id_sets.append(m.ids)
+        self.buffers.update(m.buffers)
+        self._union = None
+
+    def holds(self, key: int) -> bool:
+        """True when object id ``key`` is already counted."""
+        return any(key in ids for ids in self.id_sets)
+
+    def overlaps(self, m: Measure) -> bool:
+        """True when ``m`` reached something already counted."""
+        return any(not ids.isdisjoint(m.ids) for ids in self.id_sets) or not self.buffers.isdisjoint(m.buffers)
+
+    def ids(self) -> set[int]:
+        """All counted ids (built once, when a walk has to skip them)."""
+        if self._union is None:
+            self._union = set().union(*self.id_sets)
+        return self._union
+
+
+def exclusive_bytes(m: Measure, obj: Any, claimed: Claimed) -> int:
+    """Bytes of ``obj`` (measured as ``m``) that nothing ``claimed`` holds.
 
     When ``obj`` shares objects with claimed ones it is walked again, skipping them.
     """
-    if id(obj) in claimed_ids:
+    if claimed.holds(id(obj)):
         return 0
-    if not (m.ids & claimed_ids) and not (set(m.buffers) & claimed_buffers):
+    if not claimed.overlaps(m):
         return m.size
-    again = measure(obj, limit=WALK_LIMIT, seen=set(claimed_ids))
+    again = measure(obj, limit=WALK_LIMIT, seen=set(claimed.ids()))
     size = again.size
     for root, (shown, _owned) in m.buffers.items():
-        if root in claimed_buffers:
+        if root in claimed.buffers:
             size -= shown
     return max(size, 0)
 
@@ -307,25 +350,18 @@ def census(ns: Mapping[str, Any], hidden: Iterable[str] = ()) -> list[VariableIn
         return any(key in measures[other].ids for other in shared[name])
 
     order = sorted(names, key=lambda n: (view_flag(names[n]), not contained(n), -measures[n].size))
-    claimed_ids: set[int] = set()
-    claimed_buffers: set[int] = set()
+    claimed = Claimed()
     unique: dict[str, int] = {}
     for name in order:
         obj, m = names[name], measures[name]
-        if not shared[name]:
-            size = m.size
+        size = exclusive_bytes(m, obj, claimed) if shared[name] else m.size
+        if view_flag(obj):
             # A view of an unnamed array keeps the whole buffer alive.
             for root, (shown, owned) in m.buffers.items():
-                if view_flag(obj) and root not in claimed_buffers:
-                    size += owned - shown
-        else:
-            size = exclusive_bytes(m, obj, claimed_ids, claimed_buffers)
-            for root, (shown, owned) in m.buffers.items():
-                if view_flag(obj) and root not in claimed_buffers:
+                if root not in claimed.buffers:
                     size += owned - shown
         unique[name] = size
-        claimed_ids |= m.ids
-        claimed_buffers |= set(m.buffers)
+        claimed.add(m)
 
     # Other holders of the same objects.
     other: dict[int, list[str]] = {}

@@ -377,7 +377,9 @@ def test_fragmentation_recommendation_estimates_what_malloc_trim_returns(shell: 
 def test_profiled_cell_result_carries_its_recommendations_and_patterns(shell: Any) -> None:
     ok(shell, "import numpy as np, pandas as pd")
     ok(shell, """%%memprofile -q -o r
-total = np.ones(5_000_000).sum()
+tmp = np.ones(5_000_000)
+total = tmp.sum()
+del tmp
 towns = pd.DataFrame({'town': [f'town_{i % 10}_' + 'x' * 40 for i in range(20_000)]})
 """)
     r = shell.user_ns["r"]
