@@ -171,18 +171,17 @@ def observe(
     started = time.perf_counter()
     shell = get_shell()
     hidden_ns = None
-    if ns is None:
-        if shell is not None:
-            ns, hidden = shell.user_ns, hidden_names(shell)
-            if cell is None:
-                cell = notebook.current_cell()
-    ns = ns if ns is not None else {}
-    if shell is not None and getattr(shell, "user_ns", None) is ns:
+    space: Mapping[str, Any] = {} if ns is None else ns
+    if ns is None and shell is not None:
+        space, hidden = shell.user_ns, hidden_names(shell)
+        if cell is None:
+            cell = notebook.current_cell()
+    if shell is not None and getattr(shell, "user_ns", None) is space:
         hidden_ns = getattr(shell, "user_ns_hidden", None)
     holders: dict[str, HolderReading] = {}
     claimed = Claimed()
 
-    for name, obj in user_variables(ns, hidden).items():
+    for name, obj in user_variables(space, hidden).items():
         if is_lru_cache(obj):
             holders[f"cache:{name}"] = _cache_reading(f"cache:{name}", name, obj)
             continue
@@ -193,7 +192,7 @@ def observe(
         claimed.add(m)
 
     seen_outputs: set[int] = set()
-    for name, obj in output_holders(ns, hidden_ns).items():
+    for name, obj in output_holders(space, hidden_ns).items():
         if id(obj) in seen_outputs:
             continue  # `_` is usually the latest Out[n]: counted there
         seen_outputs.add(id(obj))
