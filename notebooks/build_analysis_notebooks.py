@@ -3,7 +3,9 @@
     .venv/bin/python notebooks/build_analysis_notebooks.py
 
 Outputs are real: each notebook runs top to bottom in a fresh ``python3`` kernel.
-Cells whose figures vary between runs start with ``# NBVAL_IGNORE_OUTPUT``.
+Cells whose figures vary between runs start with ``# NBVAL_IGNORE_OUTPUT``, and so do
+cells that name output holders: a kernel run by nbval keeps no output history (no ``Out[n]``),
+so the same frame is held by ``___`` there.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ Three holders, each named:
 
 Each leak carries the code that frees it:
 """),
-    code("for leak in cgmem_nb.MEMORY_PROFILER.detect_leaks():\n    print(f'{leak.holder:24} {leak.fix.splitlines()[0]}')"),
+    code("for leak in cgmem_nb.MEMORY_PROFILER.detect_leaks():\n    print(f'{leak.holder:24} {leak.fix.splitlines()[0]}')", varies=True),
     md("""
 The same findings, ranked with the bytes each fix frees (measured, not guessed), are in `%memrecs`:
 """),
@@ -118,7 +120,7 @@ audit_log.clear()                 # keep a summary instead, if anything
 load_features.cache_clear()       # and bound it: @functools.lru_cache(maxsize=8)
 %reset -f out
 get_ipython().user_ns_hidden.update({"_": "", "__": "", "___": ""})
-"""),
+""", varies=True),
     md("""
 `%reset -f out` alone is not enough: IPython keeps the last three outputs in `user_ns_hidden` too,
 so the 16 MB frame would survive it. The leak detector keeps history: the fixed leaks are now
@@ -127,7 +129,7 @@ so the 16 MB frame would survive it. The leak detector keeps history: the fixed 
     code("""
 found = cgmem_nb.MEMORY_PROFILER.detect_leaks()
 pd.DataFrame({"holder": [k.holder for k in found], "status": [k.status for k in found]})
-"""),
+""", varies=True),
     code("%memwatch off", varies=True),
 ]
 
