@@ -54,6 +54,8 @@ class AnalysisMagics(Magics):
     @_argument("state", nargs="?", choices=("on", "off"), help="Turn cell recording on or off; omit to show the state.")
     @_argument("--stacks", action="store_true", help="Also trace allocations (tracemalloc): fills traced_peak_bytes, costs time.")
     @_argument("--no-holders", action="store_true", help="Do not observe holders after each cell (no leak detection across cells).")
+    @_argument("--interval", type=float, default=None, metavar="SECONDS",
+               help="Also observe holders this often while a cell runs (default: ProfilerConfig.leak_detection_interval; 0: off).")
     @line_magic
     def memwatch(self, line: str) -> None:
         """Record every cell's memory from now on: ``%memwatch on`` / ``%memwatch off``.
@@ -64,7 +66,10 @@ class AnalysisMagics(Magics):
         """
         args = _parse(self.memwatch, line)
         if args.state == "on":
-            WATCHER.start(self.shell, stacks=args.stacks, observe_holders=not args.no_holders)
+            interval = MEMORY_PROFILER.config.leak_detection_interval if args.interval is None else args.interval
+            if interval < 0:
+                raise UsageError(f"--interval {interval} is not accepted: give 0 (off) or more seconds")
+            WATCHER.start(self.shell, stacks=args.stacks, observe_holders=not args.no_holders, interval=interval)
         elif args.state == "off":
             WATCHER.stop()
         state = "on" if WATCHER.on else "off"

@@ -28,6 +28,7 @@ import pandas as pd
 
 from .. import schema
 from ..engine import probes
+from ..engine.monitor import MONITOR, Subscription, Tick
 from .holders import OBSERVATIONS, observe
 
 #: The fixed part of the heavy-cell rule, in bytes.
@@ -87,6 +88,10 @@ class CellWatcher:
         self._records: deque[CellRecord] = deque(maxlen=_KEPT)
         self._pending: dict[str, Any] | None = None
         self._peak_seen = 0
+        self._sub: Subscription | None = None
+        self._last_interval_obs = 0.0
+        #: Seconds between observations taken while a cell runs (0: only after cells).
+        self.interval = 0.0
         #: Seconds spent in the watcher's own handlers (its overhead).
         self.overhead_s = 0.0
 
@@ -95,19 +100,30 @@ class CellWatcher:
         """True while cells are being recorded."""
         return self._shell is not None
 
-    def start(self, shell: Any, *, stacks: bool = False, observe_holders: bool = True) -> None:
-        """Record every cell of ``shell`` from the next one on (restarts with new options)."""
+    def start(self, shell: Any, *, stacks: bool = False, observe_holders: bool = True, interval: float = 0.0) -> None:
+        """Record every cell of ``shell`` from the next one on (restarts with new options).
+
+        With ``interval`` > 0 (seconds) the holders are also observed that often
+        *while a cell runs*, from the monitor thread, so a loop that leaks inside one
+        long cell is seen growing (``ProfilerConfig.leak_detection_interval``).
+        """
         if self._shell is not None:
             self.stop()
         self.stacks = bool(stacks)
         self.observe_holders = observe_holders
+        self.interval = float(interval)
         shell.events.register("pre_run_cell", self._pre)
         shell.events.register("post_run_cell", self._post)
         self._shell = shell
+        if self.interval > 0 and observe_holders:
+            self._sub = MONITOR.subscribe(self._on_tick, self.interval)
 
     def stop(self) -> None:
         """Stop recording (a cell in progress is dropped, its session stopped)."""
         shell, self._shell = self._shell, None
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            sub.close()
         if shell is not None:
             for event, handler in (("pre_run_cell", self._pre), ("post_run_cell", self._post)):
                 try:
@@ -128,6 +144,20 @@ class CellWatcher:
     def _on_peak(self, value: int) -> None:
         if value > self._peak_seen:
             self._peak_seen = value
+
+    def _on_tick(self, tick: Tick) -> None:
+        # The monitor ticks as often as its most eager subscriber asks: keep our own pace,
+        # and observe only while a cell runs (after cells, _post observes).
+        if self._pending is None or tick.perf - self._last_interval_obs < self.interval:
+            return
+        self._last_interval_obs = tick.perf
+        try:
+            from .profiler import MEMORY_PROFILER
+
+            config = MEMORY_PROFILER.config
+            OBSERVATIONS.add(observe(limit=MEMORY_PROFILER.memory_limit().bytes), config.history_retention)
+        except Exception:  # user code may change a container under the walk: skip this one
+            log.debug("cgmem_nb: interval observation skipped", exc_info=True)
 
     # -- IPython events --------------------------------------------------------------------
     def _pre(self, info: Any = None) -> None:

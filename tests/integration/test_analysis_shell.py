@@ -391,3 +391,19 @@ towns = pd.DataFrame({'town': [f'town_{i % 10}_' + 'x' * 40 for i in range(20_00
     assert recs[recs["rule"] == "category_columns"]["target"].iloc[0] == "towns.town"
     assert int(r.patterns["peak_usage"].max()) >= 40 * MB
     assert r.leaks.empty
+
+
+def test_interval_observations_see_a_leak_grow_inside_one_long_cell(shell: Any) -> None:
+    ok(shell, "%memwatch on --interval 0.1")
+    ok(shell, """
+        import time, numpy as np
+        grow = []
+        for _ in range(12):
+            grow.append(np.ones(250_000))  # 2 MB every 0.1 s, all in one cell
+            time.sleep(0.1)
+    """)
+    found = leaks(shell)
+    row = found[found["holder"] == "grow"]
+    assert len(row) == 1, found
+    assert row["status"].iloc[0] == "growing"
+    assert int(row["observations"].iloc[0]) >= 5  # seen during the cell, not only after it
