@@ -230,9 +230,12 @@ def unreachable_heap(observations: Sequence[Observation], settings: LeakSettings
     status = growth_status(sizes, replace(settings, min_step=max(settings.min_step, 1 << 20)), settings.min_native_growth)
     if status is None:
         return []
+    cells = [c1 for (_, _, s0), (_, c1, s1) in zip(series, series[1:]) if c1 is not None and s1 - s0 >= (1 << 20)]
+    where = f" during {', '.join(f'In[{c}]' for c in dict.fromkeys(cells))}" if cells else ""
     return [
         Finding("native:heap", "unreachable (native or lost)", "native", "Unknown", tuple(series), status,
-                "malloc's bytes in use grow and no Python holder explains them (a C extension, ctypes, or objects lost to Python)",
+                f"malloc's bytes in use grow{where} and no Python holder explains them "
+                "(a C extension, ctypes, or objects lost to Python)",
                 fix_for(HolderReading("native:heap", "native", "heap", 0, None, "Unknown", "")))
     ]
 

@@ -193,6 +193,7 @@ def test_native_memory_no_python_object_holds_is_unreachable(shell: Any) -> None
         found = only(leaks(shell), "native")
         assert list(found["holder"]) == ["unreachable (native or lost)"], found
         assert int(found["growth"].iloc[0]) >= 12 * MB
+        assert "during In[" in found["reason"].iloc[0]  # the cells (re-runs) where it grew
     finally:
         ok(shell, "for p in _blocks: _libc.free(p)")
 
