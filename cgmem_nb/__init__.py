@@ -21,14 +21,19 @@ __all__ = [
     "AllocationType",
     "CgmemError",
     "ConfigError",
+    "Difficulty",
+    "LeakImpact",
+    "MemoryLeak",
     "MemoryMetrics",
     "MemoryProfiler",
     "ProfileResult",
     "ProfilerConfig",
+    "Recommendation",
     "Report",
     "SessionError",
     "SizeError",
     "TrackedCache",
+    "UsagePattern",
     "format_bytes",
     "history",
     "load_ipython_extension",
@@ -44,6 +49,7 @@ from .session.result import ProfileResult
 from .units import format_bytes, parse_size
 
 if TYPE_CHECKING:
+    from .analysis.model import Difficulty, LeakImpact, MemoryLeak, Recommendation, UsagePattern
     from .outputs.report import Report
     from .session.cache import TrackedCache
     from .session.history import history
@@ -53,6 +59,11 @@ _LAZY = {
     "Report": ("cgmem_nb.outputs.report", "Report"),
     "TrackedCache": ("cgmem_nb.session.cache", "TrackedCache"),
     "history": ("cgmem_nb.session.history", "history"),
+    "Difficulty": ("cgmem_nb.analysis.model", "Difficulty"),
+    "LeakImpact": ("cgmem_nb.analysis.model", "LeakImpact"),
+    "MemoryLeak": ("cgmem_nb.analysis.model", "MemoryLeak"),
+    "Recommendation": ("cgmem_nb.analysis.model", "Recommendation"),
+    "UsagePattern": ("cgmem_nb.analysis.model", "UsagePattern"),
     "variables": ("cgmem_nb.session.variables", "variables"),
 }
 

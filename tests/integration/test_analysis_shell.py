@@ -273,12 +273,12 @@ def test_memvars_sizes_match_the_libraries_own_figures(shell: Any) -> None:
     assert "arr" in table.loc["view", "shared_with"]
 
 
-def test_memvars_names_out_and_underscore_as_holders(shell: Any) -> None:
-    ok(shell, "import numpy as np\na = np.ones(1000)")
+def test_memvars_names_out_underscore_and_caches_as_holders(shell: Any) -> None:
+    ok(shell, "import functools, numpy as np\na = np.ones(1000)\n@functools.cache\ndef get():\n    return a\nget();")
     n = run(shell, "a").execution_count
     table = ok(shell, "%memvars").set_index("name")
-    held = table.loc["a", "held_by"]
-    assert f"Out[{n}]" in held and "_" in held.split(", ")
+    held = table.loc["a", "held_by"].split(", ")
+    assert {f"Out[{n}]", "_", "get (cache)"} <= set(held), held
 
 
 # -- savings within 10% of what applying frees ---------------------------------------------------
