@@ -21,17 +21,24 @@ __all__ = [
     "AllocationType",
     "CgmemError",
     "ConfigError",
+    "Difficulty",
+    "LeakImpact",
+    "MemoryLeak",
     "MemoryMetrics",
     "MemoryProfiler",
     "ProfileResult",
     "ProfilerConfig",
+    "Recommendation",
     "Report",
     "SessionError",
     "SizeError",
     "TrackedCache",
+    "UsagePattern",
     "format_bytes",
+    "history",
     "load_ipython_extension",
     "parse_size",
+    "variables",
 ]
 
 from .categories import AllocationType
@@ -40,10 +47,13 @@ from .errors import CgmemError, ConfigError, SessionError, SizeError
 from .units import format_bytes, parse_size
 
 if TYPE_CHECKING:
+    from .analysis.model import Difficulty, LeakImpact, MemoryLeak, Recommendation, UsagePattern
     from .outputs.report import Report
     from .session.cache import TrackedCache
     from .session.profiler import MEMORY_PROFILER, MemoryMetrics, MemoryProfiler
     from .session.result import ProfileResult
+    from .session.history import history
+    from .session.variables import variables
 
 # Loaded on first use, so that `import cgmem_nb` (and the pytest plugin, which every
 # pytest run imports) does not pay for pandas until a session or a result is needed.
@@ -54,6 +64,13 @@ _LAZY = {
     "ProfileResult": ("cgmem_nb.session.result", "ProfileResult"),
     "Report": ("cgmem_nb.outputs.report", "Report"),
     "TrackedCache": ("cgmem_nb.session.cache", "TrackedCache"),
+    "history": ("cgmem_nb.session.history", "history"),
+    "Difficulty": ("cgmem_nb.analysis.model", "Difficulty"),
+    "LeakImpact": ("cgmem_nb.analysis.model", "LeakImpact"),
+    "MemoryLeak": ("cgmem_nb.analysis.model", "MemoryLeak"),
+    "Recommendation": ("cgmem_nb.analysis.model", "Recommendation"),
+    "UsagePattern": ("cgmem_nb.analysis.model", "UsagePattern"),
+    "variables": ("cgmem_nb.session.variables", "variables"),
 }
 
 

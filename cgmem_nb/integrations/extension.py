@@ -14,6 +14,7 @@ MAGICS: list[tuple[str, str]] = [
     ("cgmem_nb.integrations.magics", "CgmemMagics"),
     ("cgmem_nb.integrations.panel_magics", "PanelMagics"),
     ("cgmem_nb.integrations.dashboard_magics", "DashboardMagics"),
+    ("cgmem_nb.integrations.analysis_magics", "AnalysisMagics"),
 ]
 
 

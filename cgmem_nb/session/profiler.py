@@ -170,6 +170,8 @@ class Session:
                 )
         finally:
             self.profiler._finish(self, recording)
+        if not getattr(self, "_watch", False):
+            self.result = self.profiler._analyze(self.result)
         self.profiler._store(self.result)
         if EVENT_BUS.has_listeners:
             EVENT_BUS.publish(SessionFinished(self.session_id, recording.label, summary=self.result.summary))
@@ -360,6 +362,33 @@ class MemoryProfiler:
         with self._lock:
             if session in self._active:
                 self._active.remove(session)
+
+    def _analyze(self, result: ProfileResult) -> ProfileResult:
+        """Add the leaks, patterns and recommendations tables (analysis is imported lazily)."""
+        try:
+            from ..analysis import analyze_result
+        except ImportError:  # pragma: no cover - analysis is part of the package
+            return result
+        return analyze_result(self, result)
+
+    # -- analysis (the seed's API; the work is in cgmem_nb.analysis) ---------------------------
+    def detect_leaks(self) -> list[Any]:
+        """Leaks found so far (``list[MemoryLeak]``), taking an observation now."""
+        from ..analysis import detect_leaks
+
+        return detect_leaks(self)
+
+    def analyze_patterns(self) -> list[Any]:
+        """Per-category usage patterns (``list[UsagePattern]``) over everything recorded."""
+        from ..analysis import analyze_patterns
+
+        return analyze_patterns(self)
+
+    def generate_recommendations(self) -> list[Any]:
+        """Recommendations (``list[Recommendation]``), most important first, with measured savings."""
+        from ..analysis import generate_recommendations
+
+        return generate_recommendations(self)
 
     def _store(self, result: ProfileResult) -> None:
         self._results.append(result)

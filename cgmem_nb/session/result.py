@@ -109,6 +109,21 @@ class ProfileResult:
         """RSS and traced bytes over the session, one row per monitor tick."""
         return self.table("timeline")
 
+    @property
+    def leaks(self) -> pd.DataFrame:
+        """Leaks found for this session (schema ``leaks``; empty when none or not analysed)."""
+        return self.table("leaks")
+
+    @property
+    def patterns(self) -> pd.DataFrame:
+        """Per-category usage patterns of this session (schema ``patterns``)."""
+        return self.table("patterns")
+
+    @property
+    def recommendations(self) -> pd.DataFrame:
+        """Recommendations made when this session stopped (schema ``recommendations``)."""
+        return self.table("recommendations")
+
     def with_tables(self, **tables: pd.DataFrame) -> "ProfileResult":
         """A new result with tables added or replaced (used by the analysis)."""
         merged = dict(self._tables)

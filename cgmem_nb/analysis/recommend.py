@@ -1,0 +1,403 @@
+"""``RecommendationEngine``: an ordered list of small rules, each proposing changes with measured savings.
+
+A rule is a function ``rule(context) -> Iterable[Draft]``. The engine runs the
+rules in order, drops drafts below ``min_savings``, ranks the rest by savings
+weighted by ease (Easy 1.0, Medium 0.6, Hard 0.3) and numbers them: priority 1
+is the first thing to do. Add a rule with :meth:`RecommendationEngine.add_rule`.
+
+Savings are measured on the data wherever it allows: a column's savings from
+``category`` count the bytes the column really frees (its pointer array plus
+each distinct string object once) minus the codes and categories it would
+need; for columns over ``exact_rows`` rows they come from a random sample of
+``sample_rows`` rows, with a 95% error bound (``savings_error``). Rules never
+modify the user's objects.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..engine import heap
+from ..session.holders import Observation
+from ..session.result import ProfileResult
+from ..units import format_bytes
+from .leaks import RESET_OUT
+from .model import Difficulty, MemoryLeak, Recommendation
+
+MB = 1000**2
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A recommendation before ranking (no priority yet)."""
+
+    rule: str
+    target: str
+    description: str
+    action: str
+    estimated_savings: int
+    difficulty: Difficulty
+    savings_error: int = 0
+    measured: bool = True
+
+
+@dataclass
+class Context:
+    """What the rules read. Objects in ``namespace`` are measured, never changed."""
+
+    #: User variables (name -> object).
+    namespace: Mapping[str, Any] = field(default_factory=dict)
+    observations: Sequence[Observation] = ()
+    leaks: Sequence[MemoryLeak] = ()
+    results: Sequence[ProfileResult] = ()
+    #: Smallest savings worth a recommendation.
+    min_savings: int = 1 * MB
+    #: Columns up to this many rows are measured exactly; longer ones from a sample.
+    exact_rows: int = 2_000_000
+    sample_rows: int = 200_000
+    #: Share of distinct values under which a text column should be a category.
+    max_unique_share: float = 0.5
+
+    @property
+    def last(self) -> Observation | None:
+        """The latest observation."""
+        return self.observations[-1] if self.observations else None
+
+
+Rule = Callable[[Context], Iterable[Draft]]
+
+
+# -- measuring -------------------------------------------------------------------------------
+def _text_values(col: pd.Series) -> np.ndarray | None:
+    """The object array behind a text column (no copy), or None if it is not text."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return None
+    if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+        arr = getattr(col.array, "_ndarray", None)
+        if isinstance(arr, np.ndarray) and arr.dtype == object:
+            return arr
+        values = col.to_numpy()
+        return values if values.dtype == object else None
+    return None
+
+
+def _distinct_object_bytes(values: np.ndarray) -> int:
+    seen: set[int] = set()
+    total = 0
+    getsizeof = sys.getsizeof
+    for v in values:
+        key = id(v)
+        if key not in seen:
+            seen.add(key)
+            total += getsizeof(v)
+    return total
+
+
+def _codes_itemsize(n_unique: int) -> int:
+    for dtype in (np.int8, np.int16, np.int32):
+        if n_unique < np.iinfo(dtype).max:
+            return int(np.dtype(dtype).itemsize)
+    return 8
+
+
+def category_savings(col: pd.Series, *, exact_rows: int = 2_000_000, sample_rows: int = 200_000) -> tuple[int, int, float] | None:
+    """Bytes converting ``col`` to ``category`` frees: ``(savings, error_95, unique_share)``.
+
+    What the column frees is its pointer array and each distinct string object
+    once (many rows may share one object); what the category needs is its codes
+    and one object per distinct value. None when the column is not text.
+    """
+    values = _text_values(col)
+    if values is None or len(values) == 0:
+        return None
+    n = len(values)
+    if n <= exact_rows:
+        uniques = pd.unique(values)
+        k = len(uniques)
+        exact_freed = values.nbytes + _distinct_object_bytes(values)
+        exact_kept = n * _codes_itemsize(k) + uniques.nbytes + sum(sys.getsizeof(u) for u in uniques)
+        return exact_freed - exact_kept, 0, k / n
+    rng = np.random.default_rng(0)
+    idx = rng.choice(n, size=sample_rows, replace=False)
+    sample = values[idx]
+    uniques = pd.unique(sample)
+    k = len(uniques)
+    sizes = np.fromiter((sys.getsizeof(v) for v in sample), dtype=np.float64, count=len(sample))
+    distinct_ids = len({id(v) for v in sample})
+    kept_objects = float(sum(sys.getsizeof(u) for u in uniques))
+    if distinct_ids > 0.9 * len(sample):
+        # Each row has an object of its own: scale the per-row bytes, with a CLT bound.
+        obj_bytes = float(sizes.mean()) * n
+        error = 1.96 * sizes.std(ddof=1) * n / math.sqrt(len(sample))
+    else:
+        # Rows share a few objects: those seen are (nearly) all there are.
+        obj_bytes = float(sum(sys.getsizeof(v) for v in {id(v): v for v in sample}.values()))
+        singletons = int((pd.Series(sample).value_counts() == 1).sum())
+        error = singletons / len(sample) * n * float(sizes.mean())
+    freed = float(values.nbytes) + obj_bytes
+    kept = float(n * _codes_itemsize(k) + 8 * k) + kept_objects
+    return int(freed - kept), int(error), k / len(sample)
+
+
+_INT_TYPES = (np.int8, np.int16, np.int32, np.int64)
+_UINT_TYPES = (np.uint8, np.uint16, np.uint32, np.uint64)
+
+
+def smallest_int_dtype(values: np.ndarray) -> np.dtype[Any] | None:
+    """The smallest integer dtype that holds every value of ``values`` (None if not smaller)."""
+    if values.size == 0:
+        return None
+    lo, hi = int(values.min()), int(values.max())
+    kinds = _UINT_TYPES if lo >= 0 and values.dtype.kind == "u" else _INT_TYPES
+    for t in kinds:
+        info = np.iinfo(t)
+        if info.min <= lo and hi <= info.max:
+            new = np.dtype(t)
+            return new if new.itemsize < values.dtype.itemsize else None
+    return None
+
+
+# -- the rules ------------------------------------------------------------------------------------
+def category_columns(ctx: Context) -> Iterable[Draft]:
+    """Text columns with few distinct values → ``category``."""
+    for name, obj in ctx.namespace.items():
+        if not isinstance(obj, pd.DataFrame):
+            continue
+        for column in obj.columns:
+            found = category_savings(obj[column], exact_rows=ctx.exact_rows, sample_rows=ctx.sample_rows)
+            if found is None:
+                continue
+            savings, error, share = found
+            if share > ctx.max_unique_share or savings < ctx.min_savings:
+                continue
+            sampled = f" (from a {ctx.sample_rows:,}-row sample, ±{format_bytes(error)} at 95%)" if error else ""
+            yield Draft(
+                "category_columns", f"{name}.{column}",
+                f"Column `{column}` of `{name}` has {share:.1%} distinct values: as a category it frees "
+                f"{format_bytes(savings)}{sampled}.",
+                f'{name}["{column}"] = {name}["{column}"].astype("category")',
+                savings, Difficulty.Easy, error, True,
+            )
+
+
+def downcast_numbers(ctx: Context) -> Iterable[Draft]:
+    """Integers that fit a smaller dtype; float64 that could be float32 (changes precision)."""
+    for name, obj in ctx.namespace.items():
+        if isinstance(obj, pd.DataFrame):
+            casts: dict[str, str] = {}
+            saved = 0
+            lossy = False
+            for column in obj.columns:
+                col = obj[column]
+                values = col.to_numpy() if col.dtype.kind in "iuf" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else None
+                if values is None:
+                    continue
+                if values.dtype.kind in "iu":
+                    new = smallest_int_dtype(values)
+                    if new is not None:
+                        casts[str(column)] = new.name
+                        saved += values.nbytes - values.size * new.itemsize
+                elif values.dtype == np.float64:
+                    casts[str(column)] = "float32"
+                    saved += values.nbytes // 2
+                    lossy = True
+            if casts and saved >= ctx.min_savings:
+                note = " float64 → float32 keeps about 7 significant digits: check that is enough." if lossy else ""
+                yield Draft(
+                    "downcast_numbers", name,
+                    f"Numeric columns of `{name}` fit smaller dtypes ({', '.join(f'{c}: {t}' for c, t in casts.items())}); "
+                    f"frees {format_bytes(saved)}.{note}",
+                    f"{name} = {name}.astype({casts!r})", saved, Difficulty.Medium if lossy else Difficulty.Easy, 0, True,
+                )
+        elif isinstance(obj, np.ndarray) and obj.base is None and obj.dtype.kind in "iu":
+            new = smallest_int_dtype(obj)
+            if new is not None:
+                saved = obj.nbytes - obj.size * new.itemsize
+                if saved >= ctx.min_savings:
+                    yield Draft("downcast_numbers", name, f"`{name}` ({obj.dtype}) fits {new.name}: frees {format_bytes(saved)}.",
+                                f'{name} = {name}.astype("{new.name}")', saved, Difficulty.Easy, 0, True)
+
+
+def output_history(ctx: Context) -> Iterable[Draft]:
+    """``Out[n]`` / ``_`` holding big objects no variable holds."""
+    last = ctx.last
+    if last is None:
+        return
+    outputs = [r for r in last.holders.values() if r.kind == "output" and r.size > 0]
+    total = sum(r.size for r in outputs)
+    if total < ctx.min_savings:
+        return
+    names = ", ".join(r.name for r in sorted(outputs, key=lambda r: -r.size)[:5])
+    yield Draft(
+        "output_history", names,
+        f"The output history holds {format_bytes(total)} that no variable holds ({names}). Clear it, and end "
+        "cells whose value you do not need with `;`.",
+        RESET_OUT, total, Difficulty.Easy, 0, True,
+    )
+
+
+def big_temporaries(ctx: Context) -> Iterable[Draft]:
+    """A session whose peak is far above what it retained: the line that made the temporary."""
+    for result in list(ctx.results)[-5:]:
+        s = result.summary
+        peak, retained = int(s.get("peak_bytes") or 0), int(s.get("retained_bytes") or 0)
+        gap = peak - max(retained, 0)
+        if gap < max(ctx.min_savings, 10 * MB) or peak < 2 * max(retained, 1):
+            continue
+        lines = result.lines
+        if lines.empty:
+            continue
+        lines = lines.assign(temp=(lines["peak_bytes"] - lines["retained_bytes"]).astype("Int64"))
+        top = lines.sort_values("temp", ascending=False).iloc[0]
+        yield Draft(
+            "big_temporaries", str(top["location"]),
+            f"{s.get('label')}: the peak ({format_bytes(peak)}) is far above what stayed ({format_bytes(retained)}); "
+            f"`{top['code']}` at {top['location']} held {format_bytes(int(top['temp']))} of temporaries. Use in-place "
+            "operations (`x *= 2`, `df.eval(..., inplace=True)`), or process in chunks.",
+            f"# {top['location']}: {top['code']}\nfor chunk in range(0, n, chunk_size):  # process a slice at a time\n    ...",
+            gap, Difficulty.Medium, 0, True,
+        )
+
+
+def unbounded_caches(ctx: Context) -> Iterable[Draft]:
+    """An unbounded ``lru_cache``/``cache`` holding a lot: clear it and bound it."""
+    last = ctx.last
+    if last is None:
+        return
+    for reading in last.holders.values():
+        if reading.kind != "cache" or reading.capacity is not None or reading.size < ctx.min_savings:
+            continue
+        count = reading.count or 0
+        bound = max(count // 4, 1)
+        yield Draft(
+            "unbounded_caches", reading.name,
+            f"`{reading.name}` is an unbounded cache holding {format_bytes(reading.size)} in {count} entries. Clear it "
+            f"and bound it (e.g. maxsize={bound}).",
+            f"{reading.name}.cache_clear()\n# where it is defined: @functools.lru_cache(maxsize={bound})",
+            reading.size, Difficulty.Easy, 0, True,
+        )
+
+
+def leak_holders(ctx: Context) -> Iterable[Draft]:
+    """Each leak: its holder and how to free it (outputs and caches have their own rules)."""
+    for leak in ctx.leaks:
+        if leak.status == "resolved" or leak.holder_kind in ("output", "cache") or leak.size < ctx.min_savings:
+            continue
+        native = leak.holder_kind == "native"
+        yield Draft(
+            "leak_holders", leak.holder,
+            f"Leak ({leak.estimated_impact.value}): {leak.reason}; {format_bytes(leak.size)} held by {leak.holder}.",
+            leak.fix, leak.size, Difficulty.Hard if native else Difficulty.Easy, 0, not native,
+        )
+
+
+def fragmentation(ctx: Context) -> Iterable[Draft]:
+    """Free memory malloc keeps inside its heap: ``malloc_trim`` returns it (glibc)."""
+    last = ctx.last
+    releasable = heap.releasable_bytes()
+    stats = heap.heap_stats()
+    if releasable is None or stats is None or releasable < max(ctx.min_savings, 16 * MB):
+        return
+    rss = last.rss if last is not None else None
+    yield Draft(
+        "fragmentation", "malloc heap",
+        f"malloc keeps {format_bytes(stats.free_bytes)} free inside its heap (in use {format_bytes(stats.in_use_bytes)}"
+        + (f", RSS {format_bytes(rss)}" if rss else "")
+        + f"): freed objects left holes it has not returned. `malloc_trim` gives back the whole free pages, about "
+        f"{format_bytes(releasable)} (from malloc's own free-chunk histogram).",
+        'import ctypes; ctypes.CDLL("libc.so.6").malloc_trim(0)', releasable, Difficulty.Easy, 0, False,
+    )
+
+
+def duplicates(ctx: Context) -> Iterable[Draft]:
+    """The same data held twice (a copy kept beside the original)."""
+    groups: dict[tuple[Any, ...], list[tuple[str, Any]]] = {}
+    for name, obj in ctx.namespace.items():
+        if isinstance(obj, pd.DataFrame):
+            key: tuple[Any, ...] = ("df", obj.shape, tuple(map(str, obj.dtypes)), tuple(map(str, obj.columns)))
+        elif isinstance(obj, np.ndarray) and obj.dtype != object:
+            key = ("nd", obj.shape, obj.dtype.str)
+        else:
+            continue
+        groups.setdefault(key, []).append((name, obj))
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        kept: list[tuple[str, Any]] = []
+        for name, obj in members:
+            twin = None
+            for kname, kobj in kept:
+                if kobj is obj or np.shares_memory(*_first_arrays(kobj, obj)):
+                    continue
+                same = kobj.equals(obj) if isinstance(obj, pd.DataFrame) else np.array_equal(kobj, obj)
+                if same:
+                    twin = kname
+                    break
+            if twin is None:
+                kept.append((name, obj))
+                continue
+            size = int(obj.memory_usage(deep=True).sum()) if isinstance(obj, pd.DataFrame) else int(obj.nbytes)
+            if size >= ctx.min_savings:
+                yield Draft("duplicates", name, f"`{name}` holds the same data as `{twin}` ({format_bytes(size)}); keep one.",
+                            f"del {name}  # or {name} = {twin}", size, Difficulty.Easy, 0, True)
+
+
+def _first_arrays(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    def first(x: Any) -> np.ndarray:
+        if isinstance(x, np.ndarray):
+            return x
+        try:
+            arr = x._mgr.arrays[0]
+            return arr if isinstance(arr, np.ndarray) else np.empty(0)
+        except (AttributeError, IndexError):
+            return np.empty(0)
+
+    return first(a), first(b)
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    leak_holders,
+    output_history,
+    unbounded_caches,
+    category_columns,
+    downcast_numbers,
+    duplicates,
+    big_temporaries,
+    fragmentation,
+)
+
+
+class RecommendationEngine:
+    """Runs the rules in order and ranks what they propose."""
+
+    def __init__(self, rules: Sequence[Rule] = DEFAULT_RULES) -> None:
+        #: The rules, in order (a list: insert, remove or reorder freely).
+        self.rules: list[Rule] = list(rules)
+
+    def add_rule(self, rule: Rule, *, index: int | None = None) -> None:
+        """Add ``rule(context) -> Iterable[Draft]`` (at the end, or at ``index``)."""
+        self.rules.insert(len(self.rules) if index is None else index, rule)
+
+    def recommend(self, ctx: Context) -> list[Recommendation]:
+        """Recommendations, most important first (priority 1)."""
+        drafts: list[Draft] = []
+        for rule in self.rules:
+            try:
+                drafts.extend(d for d in rule(ctx) if d.estimated_savings >= ctx.min_savings)
+            except Exception:  # a rule failing on odd data must not hide the others
+                continue
+        drafts.sort(key=lambda d: d.estimated_savings * d.difficulty.weight, reverse=True)
+        return [
+            Recommendation(
+                priority=i, rule=d.rule, target=d.target, description=d.description, action=d.action,
+                estimated_savings=int(d.estimated_savings), savings_error=int(d.savings_error), measured=d.measured,
+                difficulty=d.difficulty,
+            )
+            for i, d in enumerate(drafts, start=1)
+        ]
