@@ -26,15 +26,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # IPython's decorators are untyped: these typed wrappers keep mypy --strict honest.
 def _arguments() -> Callable[[F], F]:
-    return cast(Callable[[F], F], _magic_arguments.magic_arguments())  # type: ignore[no-untyped-call]
+    return cast(Callable[[F], F], _magic_arguments.magic_arguments())
 
 
 def _argument(*args: Any, **kwargs: Any) -> Callable[[F], F]:
-    return cast(Callable[[F], F], _magic_arguments.argument(*args, **kwargs))  # type: ignore[no-untyped-call]
+    return cast(Callable[[F], F], _magic_arguments.argument(*args, **kwargs))
 
 
 def _parse(magic: Any, line: str) -> Any:
-    return _magic_arguments.parse_argstring(magic, line)  # type: ignore[no-untyped-call]
+    return _magic_arguments.parse_argstring(magic, line)
 
 
 line_magic = cast(Callable[[F], F], _line_magic)

@@ -228,36 +228,18 @@ def category_rows(profiler: MemoryProfiler, metrics: MemoryMetrics | None = None
     return rows
 
 
-def _findings(profiler: MemoryProfiler, method: str) -> pd.DataFrame | None:
-    """``profiler.METHOD()`` as a DataFrame, when the analysis layer provides it; else None."""
-    func = getattr(profiler, method, None)
-    if not callable(func):
-        return None
-    found = func()
-    if isinstance(found, pd.DataFrame):
-        return found.reset_index(drop=True)
-    rows = []
-    for item in found or ():
-        if isinstance(item, Mapping):
-            rows.append(dict(item))
-        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
-            rows.append({f.name: getattr(item, f.name) for f in dataclasses.fields(item)})
-        elif hasattr(item, "to_dict"):
-            rows.append(dict(item.to_dict()))
-        else:
-            rows.append({"value": str(item)})
-    frame = pd.DataFrame(rows)
-    for col in frame.columns:
-        if frame[col].dtype == object:
-            frame[col] = frame[col].map(lambda v: v if v is None or isinstance(v, (str, int, float, bool)) else str(_json_default(v))).astype("string")
-    return frame
+def _findings(profiler: MemoryProfiler, method: str) -> pd.DataFrame:
+    """``profiler.METHOD()`` as the documented DataFrame (schema ``leaks`` or ``recommendations``)."""
+    from ..analysis.model import leaks_frame, recommendations_frame
+
+    found = getattr(profiler, method)()
+    return leaks_frame(found) if method == "detect_leaks" else recommendations_frame(found)
 
 
 def profiler_tables(profiler: MemoryProfiler, *, analysis: bool = True) -> dict[str, pd.DataFrame]:
     """The profiler's state as DataFrames (see :data:`cgmem_nb.schema.PROFILER_TABLES`).
 
-    ``leaks`` and ``recommendations`` are added when the profiler has
-    ``detect_leaks()`` / ``generate_recommendations()`` and ``analysis`` is true.
+    ``leaks`` and ``recommendations`` (from the analysis) are added when ``analysis`` is true.
     """
     from ..engine.monitor import MONITOR
 
@@ -300,9 +282,7 @@ def profiler_tables(profiler: MemoryProfiler, *, analysis: bool = True) -> dict[
     }
     if analysis:
         for name, method in (("leaks", "detect_leaks"), ("recommendations", "generate_recommendations")):
-            frame = _findings(profiler, method)
-            if frame is not None:
-                tables[name] = frame
+            tables[name] = _findings(profiler, method)
     return tables
 
 

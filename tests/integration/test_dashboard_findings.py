@@ -4,35 +4,40 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 import types
 import urllib.request
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import pytest
 
 from cgmem_nb import MemoryProfiler, ProfilerConfig, export
+from cgmem_nb.analysis.model import Difficulty, LeakImpact, MemoryLeak, Recommendation
 from cgmem_nb.outputs.dashboard import MemoryDashboard
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Leak:
-    holder: str
-    size_bytes: int
-    impact: str
-    last_seen: float
+LEAK = MemoryLeak(
+    leak_id="L1", holder="cache", holder_kind="variable", category="Cache", size=12_000_000, growth=12_000_000,
+    growth_rate=1e6, age=12.0, first_seen=time.time() - 12, last_seen=time.time(), first_cell=1, last_cell=3,
+    observations=3, status="growing", estimated_impact=LeakImpact.High, time_to_limit=None, reason="grows every cell",
+    fix="cache.clear()",
+)
+REC = Recommendation(
+    priority=1, rule="downcast_numbers", target="df.x", description="use float32", action="df = df.astype('float32')",
+    estimated_savings=4_000_000, savings_error=0, measured=True, difficulty=Difficulty.Easy,
+)
 
 
 class AnalysingProfiler(MemoryProfiler):
-    """A profiler with the analysis layer's two methods (as the analysis branch adds them)."""
+    """A profiler whose analysis finds one leak and one recommendation (planted)."""
 
-    def detect_leaks(self) -> list[Leak]:
-        return [Leak("cache", 12_000_000, "High", time.time())]
+    def detect_leaks(self) -> list[MemoryLeak]:
+        return [LEAK]
 
-    def generate_recommendations(self) -> list[dict[str, Any]]:
-        return [{"priority": 1, "description": "use float32", "action": "df = df.astype('float32')", "savings_bytes": 4_000_000}]
+    def generate_recommendations(self) -> list[Recommendation]:
+        return [REC]
 
 
 def _metric(port: int, name: str) -> float:
@@ -45,7 +50,7 @@ def _metric(port: int, name: str) -> float:
 def test_analysis_methods_feed_the_exports_and_the_page() -> None:
     prof = AnalysingProfiler(ProfilerConfig())
     tables = export.profiler_tables(prof)
-    assert tables["leaks"]["holder"].tolist() == ["cache"] and tables["leaks"]["size_bytes"].tolist() == [12_000_000]
+    assert tables["leaks"]["holder"].tolist() == ["cache"] and tables["leaks"]["size"].tolist() == [12_000_000]
     assert tables["recommendations"]["description"].tolist() == ["use float32"]
     dash = MemoryDashboard(prof)
     dash.start_server(port=0, quiet=True)
@@ -54,16 +59,17 @@ def test_analysis_methods_feed_the_exports_and_the_page() -> None:
         while (dash._feed is None or not dash._feed.leaks) and time.monotonic() < deadline:
             time.sleep(0.05)
         _, leaks, recs = dash._feed.findings()  # type: ignore[union-attr]
-        assert [r["holder"] for r in leaks] == ["cache"] and recs[0]["savings_bytes"] == 4_000_000
+        assert [r["holder"] for r in leaks] == ["cache"] and recs[0]["estimated_savings"] == 4_000_000
         time.sleep(0.3)  # past the /metrics cache
         assert _metric(dash.port or 0, "cgmem_leaks_detected_total") == 1
     finally:
         dash.stop()
 
 
-def test_without_the_analysis_layer_the_sections_stay_empty() -> None:
+def test_a_clean_profiler_shows_empty_findings_not_fake_ones() -> None:
     prof = MemoryProfiler(ProfilerConfig())
-    assert "leaks" not in export.profiler_tables(prof)
+    tables = export.profiler_tables(prof)
+    assert tables["leaks"].empty and tables["recommendations"].empty
     dash = MemoryDashboard(prof)
     dash.start_server(port=0, quiet=True)
     try:
