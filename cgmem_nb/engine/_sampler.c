@@ -69,7 +69,7 @@ typedef struct {
 
 typedef struct {
     PyCodeObject *code;
-    int lasti;
+    int64_t lasti; /* 64-bit: no padding, frames are compared with memcmp */
 } frame_t;
 
 typedef struct {
