@@ -43,8 +43,11 @@
 
 #define MAX_DEPTH 100
 #define NO_STACK UINT32_MAX
-#define FILTER_BITS 18
-#define FILTER_SIZE (1u << FILTER_BITS)
+/* Membership filter: one bit per hash of a sampled pointer, 64 KiB so that it
+ * stays in cache on the free path. Bits are never cleared one by one; the filter
+ * is rebuilt from the table into a second buffer when stale bits pile up. */
+#define FILTER_BITS 19
+#define FILTER_WORDS ((1u << FILTER_BITS) / 64)
 #define DEFAULT_FREED_CAP 65536
 
 enum { DOM_MEM = 0, DOM_OBJ = 1, DOM_NUMPY = 2, NDOMAINS = 3 };
@@ -122,7 +125,9 @@ static double g_live_weight = 0.0, g_peak_weight = 0.0;
 
 static slot_t *g_table = NULL;
 static size_t g_table_cap = 0, g_table_used = 0;
-static uint8_t g_filter[FILTER_SIZE];
+static uint64_t g_filter_buf[2][FILTER_WORDS];
+static uint64_t *volatile g_filter = g_filter_buf[0];
+static size_t g_filter_inserts = 0; /* bits set since the last rebuild, live or stale */
 static volatile int g_table_nonempty = 0;
 
 /* Stack table: GIL-protected. */
@@ -173,18 +178,36 @@ static inline size_t ptr_hash(uintptr_t p) {
     return (size_t)(((uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull) >> 17);
 }
 
+static inline uint32_t filter_hash(uintptr_t p) {
+    return (uint32_t)(((uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - FILTER_BITS));
+}
+
 static inline int filter_maybe(const void *p) {
-    return g_filter[ptr_hash((uintptr_t)p) & (FILTER_SIZE - 1)] != 0;
+    uint32_t h = filter_hash((uintptr_t)p);
+    const uint64_t *f = __atomic_load_n(&g_filter, __ATOMIC_ACQUIRE);
+    return (f[h >> 6] >> (h & 63)) & 1;
 }
 
+/* Under g_lock. */
 static inline void filter_add(uintptr_t p) {
-    uint8_t *c = &g_filter[ptr_hash(p) & (FILTER_SIZE - 1)];
-    if (*c != 255) (*c)++;
+    uint32_t h = filter_hash(p);
+    g_filter[h >> 6] |= 1ull << (h & 63);
+    g_filter_inserts++;
 }
 
-static inline void filter_remove(uintptr_t p) {
-    uint8_t *c = &g_filter[ptr_hash(p) & (FILTER_SIZE - 1)];
-    if (*c != 255 && *c != 0) (*c)--; /* a saturated counter stays set */
+/* Under g_lock: rebuild into the idle buffer from live entries, then publish.
+ * A lock-free reader still holding the old buffer sees a superset of live bits. */
+static void filter_rebuild(void) {
+    uint64_t *next = g_filter == g_filter_buf[0] ? g_filter_buf[1] : g_filter_buf[0];
+    memset(next, 0, sizeof(g_filter_buf[0]));
+    for (size_t i = 0; i < g_table_cap; i++) {
+        if (g_table[i].key) {
+            uint32_t h = filter_hash(g_table[i].key);
+            next[h >> 6] |= 1ull << (h & 63);
+        }
+    }
+    __atomic_store_n(&g_filter, next, __ATOMIC_RELEASE);
+    g_filter_inserts = g_table_used;
 }
 
 /* ---- pointer table (under g_lock) ---- */
@@ -292,6 +315,7 @@ static void record_sample(uintptr_t ptr, size_t size, int domain, uint32_t stack
         goto out;
     }
     filter_add(ptr);
+    if (g_filter_inserts > 2 * g_table_used + 8192) filter_rebuild();
     sample_t *s = &g_samples[g_nsamples++];
     s->ptr = ptr;
     s->size = size;
@@ -320,7 +344,6 @@ static int64_t untrack(const void *p) {
         g_nfreed++;
         g_live_weight -= s->weight;
         if (g_live_weight < 0) g_live_weight = 0;
-        filter_remove((uintptr_t)p);
     }
     pthread_mutex_unlock(&g_lock);
     return idx;
@@ -448,28 +471,30 @@ static void *mem_crossed(hook_t *h, void *p, size_t size) {
     return p;
 }
 
-static inline void *mem_after_alloc(hook_t *h, void *p, size_t size) {
-    if (g_countdown > (int64_t)size) {
-        g_countdown -= (int64_t)size;
-        return p;
-    }
-    return mem_crossed(h, p, size);
-}
+#define LIKELY(x) __builtin_expect(!!(x), 1)
 
+/* Fast paths decrement the countdown first so that the call to the previous
+ * allocator is a tail call: being chained in costs a compare and a jump. */
 static void *hook_malloc(void *ctx, size_t size) {
     hook_t *h = ctx;
-    void *p = h->prev.malloc(h->prev.ctx, size);
-    return mem_after_alloc(h, p, size);
+    if (LIKELY(g_countdown > (int64_t)size)) {
+        g_countdown -= (int64_t)size;
+        return h->prev.malloc(h->prev.ctx, size);
+    }
+    return mem_crossed(h, h->prev.malloc(h->prev.ctx, size), size);
 }
 
 static void *hook_calloc(void *ctx, size_t nelem, size_t elsize) {
     hook_t *h = ctx;
-    void *p = h->prev.calloc(h->prev.ctx, nelem, elsize);
-    return mem_after_alloc(h, p, nelem * elsize);
+    size_t size = nelem * elsize;
+    if (LIKELY(g_countdown > (int64_t)size)) {
+        g_countdown -= (int64_t)size;
+        return h->prev.calloc(h->prev.ctx, nelem, elsize);
+    }
+    return mem_crossed(h, h->prev.calloc(h->prev.ctx, nelem, elsize), size);
 }
 
-static void *hook_realloc(void *ctx, void *old, size_t size) {
-    hook_t *h = ctx;
+static void *realloc_slow(hook_t *h, void *old, size_t size) {
     int64_t idx = -1;
     if (old != NULL && g_table_nonempty && filter_maybe(old)) idx = untrack(old);
     void *p = h->prev.realloc(h->prev.ctx, old, size);
@@ -477,7 +502,20 @@ static void *hook_realloc(void *ctx, void *old, size_t size) {
         if (idx >= 0) retrack(idx, old);
         return NULL;
     }
-    return mem_after_alloc(h, p, size);
+    if (g_countdown > (int64_t)size) {
+        g_countdown -= (int64_t)size;
+        return p;
+    }
+    return mem_crossed(h, p, size);
+}
+
+static void *hook_realloc(void *ctx, void *old, size_t size) {
+    hook_t *h = ctx;
+    if (LIKELY(g_countdown > (int64_t)size && (old == NULL || !g_table_nonempty || !filter_maybe(old)))) {
+        g_countdown -= (int64_t)size;
+        return h->prev.realloc(h->prev.ctx, old, size);
+    }
+    return realloc_slow(h, old, size);
 }
 
 static void hook_free(void *ctx, void *p) {
@@ -595,7 +633,8 @@ static void clear_state(void) {
     g_table = NULL;
     g_table_cap = g_table_used = 0;
     g_table_nonempty = 0;
-    memset(g_filter, 0, sizeof(g_filter));
+    memset(g_filter_buf, 0, sizeof(g_filter_buf));
+    g_filter_inserts = 0;
     g_live_weight = g_peak_weight = 0.0;
     g_evicted_seq = g_seq - 1;
     pthread_mutex_unlock(&g_lock);
@@ -825,7 +864,7 @@ static PyObject *m_stack(PyObject *self, PyObject *arg) {
 static PyObject *m_stats(PyObject *self, PyObject *unused) {
     pthread_mutex_lock(&g_lock);
     size_t nsamples = g_nsamples, nfreed = g_nfreed;
-    size_t mem = g_cap_samples * sizeof(sample_t) + g_table_cap * sizeof(slot_t) + sizeof(g_filter);
+    size_t mem = g_cap_samples * sizeof(sample_t) + g_table_cap * sizeof(slot_t) + sizeof(g_filter_buf);
     uint64_t dropped = g_dropped, evicted = g_evicted_seq, seq = g_seq;
     pthread_mutex_unlock(&g_lock);
     mem += g_cap_frames * sizeof(frame_t) + g_cap_stacks * sizeof(stack_t_) + g_stack_index_cap * sizeof(uint32_t);
