@@ -112,7 +112,8 @@ static int64_t g_countdown = INT64_MAX;     /* MEM+OBJ, GIL-protected */
 static int64_t g_np_countdown = INT64_MAX;  /* numpy, under g_lock */
 static double g_mean = 65536.0;
 static int g_depth = 1;
-static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;    /* GIL-protected */
+static uint64_t g_np_rng = 0xD1B54A32D192ED03ull; /* under g_lock */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static sample_t *g_samples = NULL;
@@ -150,23 +151,30 @@ static np_handler_t g_np_handler = {"cgmem_nb_sampler", 1, {NULL, NULL, NULL, NU
 
 /* ---- small helpers ---- */
 
-static inline uint64_t rng_next(void) {
-    uint64_t x = g_rng;
+/* xorshift64*; each state has one owner (the GIL or g_lock) so it never races. */
+static inline uint64_t rng_next(uint64_t *state) {
+    uint64_t x = *state;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    g_rng = x;
+    *state = x;
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-/* Exponential draw of mean g_mean (caller holds the GIL or g_lock). */
-static int64_t draw_countdown(void) {
-    double u = ((double)(rng_next() >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
+/* Exponential draw of mean g_mean from the given generator state. */
+static int64_t draw_from(uint64_t *state) {
+    double u = ((double)(rng_next(state) >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
     double d = -log(u) * g_mean;
     if (d < 1.0) d = 1.0;
     if (d > 9.0e18) d = 9.0e18;
     return (int64_t)d;
 }
+
+/* Countdown for MEM/OBJ (GIL held). */
+static int64_t draw_countdown(void) { return draw_from(&g_rng); }
+
+/* Countdown for numpy (g_lock held). */
+static int64_t draw_np_countdown(void) { return draw_from(&g_np_rng); }
 
 static inline uint64_t now_ns(void) {
     struct timespec ts;
@@ -534,7 +542,7 @@ static void *np_after_alloc(void *p, size_t size) {
         g_np_countdown -= (int64_t)size;
         if (g_np_countdown <= 0) {
             hit = 1;
-            g_np_countdown = draw_countdown();
+            g_np_countdown = draw_np_countdown();
         }
     }
     pthread_mutex_unlock(&g_lock);
@@ -692,7 +700,7 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     g_depth = depth;
     install_hooks();
     pthread_mutex_lock(&g_lock);
-    g_np_countdown = draw_countdown();
+    g_np_countdown = draw_np_countdown();
     pthread_mutex_unlock(&g_lock);
     g_countdown = draw_countdown();
     g_running = 1;
@@ -726,7 +734,7 @@ static PyObject *m_set_interval(PyObject *self, PyObject *args) {
     if (check_interval(interval) < 0) return NULL;
     pthread_mutex_lock(&g_lock);
     g_mean = interval;
-    if (g_running) g_np_countdown = draw_countdown();
+    if (g_running) g_np_countdown = draw_np_countdown();
     pthread_mutex_unlock(&g_lock);
     if (g_running) g_countdown = draw_countdown();
     Py_RETURN_NONE;
@@ -737,6 +745,8 @@ static PyObject *m_seed(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "K", &seed)) return NULL;
     pthread_mutex_lock(&g_lock);
     g_rng = seed ? seed : 0x9E3779B97F4A7C15ull;
+    g_np_rng = g_rng ^ 0xD1B54A32D192ED03ull;
+    if (g_np_rng == 0) g_np_rng = 1;
     pthread_mutex_unlock(&g_lock);
     Py_RETURN_NONE;
 }
@@ -937,6 +947,8 @@ static PyObject *m_after_fork_child(PyObject *self, PyObject *unused) {
     uninstall_hooks();
     clear_state();
     t_tag = 0;
+    g_rng ^= now_ns() ^ ((uint64_t)getpid() << 32); /* do not sample in step with the parent */
+    if (g_rng == 0) g_rng = 1;
     Py_RETURN_NONE;
 }
 
@@ -985,6 +997,8 @@ PyMODINIT_FUNC PyInit__sampler(void) {
         PyList_SET_ITEM(g_tag_names, 0, Py_None);
         g_rng ^= now_ns() ^ ((uint64_t)getpid() << 32);
         if (g_rng == 0) g_rng = 1;
+        g_np_rng ^= g_rng * 0x2545F4914F6CDD1Dull;
+        if (g_np_rng == 0) g_np_rng = 1;
         g_np_handler.allocator.malloc = np_malloc;
         g_np_handler.allocator.calloc = np_calloc;
         g_np_handler.allocator.realloc = np_realloc;
