@@ -43,11 +43,16 @@
 
 #define MAX_DEPTH 100
 #define NO_STACK UINT32_MAX
-/* Membership filter: one bit per hash of a sampled pointer, 64 KiB so that it
- * stays in cache on the free path. Bits are never cleared one by one; the filter
- * is rebuilt from the table into a second buffer when stale bits pile up. */
-#define FILTER_BITS 19
-#define FILTER_WORDS ((1u << FILTER_BITS) / 64)
+/* Membership filter in front of the pointer table: one 8-bit counter per hash of
+ * a sampled live pointer, incremented on insert and decremented on removal, so
+ * that freed samples leave no trace (allocators hand recently freed addresses
+ * straight back: a stale entry would send every reuse down the slow path). It is
+ * sized to 32-64 counters per live sample, from 16 KiB to 4 MiB: small enough to
+ * stay in cache on the free path, sparse enough that hot (constantly reused)
+ * addresses rarely share a counter with a live sample. */
+#define FILTER_MIN_LOG2 14
+#define FILTER_CLASSES 9 /* 2^14 .. 2^22 counters */
+#define FILTER_STORAGE ((1u << (FILTER_MIN_LOG2 + FILTER_CLASSES)) - (1u << FILTER_MIN_LOG2))
 #define DEFAULT_FREED_CAP 65536
 
 enum { DOM_MEM = 0, DOM_OBJ = 1, DOM_NUMPY = 2, NDOMAINS = 3 };
@@ -126,10 +131,21 @@ static double g_live_weight = 0.0, g_peak_weight = 0.0;
 
 static slot_t *g_table = NULL;
 static size_t g_table_cap = 0, g_table_used = 0;
-static uint64_t g_filter_buf[2][FILTER_WORDS];
-static uint64_t *volatile g_filter = g_filter_buf[0];
-static size_t g_filter_inserts = 0; /* bits set since the last rebuild, live or stale */
-static volatile int g_table_nonempty = 0;
+typedef struct {
+    unsigned shift; /* 64 - log2(size) */
+    unsigned size;  /* counters */
+    uint8_t *counts;
+} filter_t;
+
+/* Two buffers per size class, in static memory (untouched pages cost nothing); a
+ * resize builds the buffer that is not published. Buffers are never freed, so a
+ * reader without the lock that still holds an old one reads valid memory. */
+static uint8_t g_filter_storage[2][FILTER_STORAGE];
+static uint8_t g_filter_zero_counts[1u << FILTER_MIN_LOG2];
+static filter_t g_filters[FILTER_CLASSES][2];
+/* The all-zero filter, published while nothing is tracked. */
+static filter_t g_filter_zero = {64 - FILTER_MIN_LOG2, 1u << FILTER_MIN_LOG2, g_filter_zero_counts};
+static filter_t *volatile g_filter = &g_filter_zero;
 
 /* Stack table: GIL-protected. */
 static frame_t *g_frames = NULL;
@@ -186,44 +202,36 @@ static inline size_t ptr_hash(uintptr_t p) {
     return (size_t)(((uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull) >> 17);
 }
 
-static inline uint32_t filter_hash(uintptr_t p) {
-    return (uint32_t)(((uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - FILTER_BITS));
+static void filters_init(void) {
+    for (int b = 0; b < 2; b++) {
+        size_t off = 0;
+        for (int c = 0; c < FILTER_CLASSES; c++) {
+            unsigned size = 1u << (FILTER_MIN_LOG2 + c);
+            g_filters[c][b].shift = 64 - (FILTER_MIN_LOG2 + c);
+            g_filters[c][b].size = size;
+            g_filters[c][b].counts = &g_filter_storage[b][off];
+            off += size;
+        }
+    }
+}
+
+static inline uint32_t filter_hash(const filter_t *f, uintptr_t p) {
+    return (uint32_t)(((uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull) >> f->shift);
 }
 
 static inline int filter_maybe(const void *p) {
-    uint32_t h = filter_hash((uintptr_t)p);
-    const uint64_t *f = __atomic_load_n(&g_filter, __ATOMIC_ACQUIRE);
-    return (f[h >> 6] >> (h & 63)) & 1;
-}
-
-/* Under g_lock. */
-static inline void filter_add(uintptr_t p) {
-    uint32_t h = filter_hash(p);
-    g_filter[h >> 6] |= 1ull << (h & 63);
-    g_filter_inserts++;
-}
-
-/* Under g_lock: rebuild into the idle buffer from live entries, then publish.
- * A lock-free reader still holding the old buffer sees a superset of live bits. */
-static void filter_rebuild(void) {
-    uint64_t *next = g_filter == g_filter_buf[0] ? g_filter_buf[1] : g_filter_buf[0];
-    memset(next, 0, sizeof(g_filter_buf[0]));
-    for (size_t i = 0; i < g_table_cap; i++) {
-        if (g_table[i].key) {
-            uint32_t h = filter_hash(g_table[i].key);
-            next[h >> 6] |= 1ull << (h & 63);
-        }
-    }
-    __atomic_store_n(&g_filter, next, __ATOMIC_RELEASE);
-    g_filter_inserts = g_table_used;
+    const filter_t *f = __atomic_load_n(&g_filter, __ATOMIC_ACQUIRE);
+    return f->counts[filter_hash(f, (uintptr_t)p)] != 0;
 }
 
 /* ---- pointer table (under g_lock) ---- */
 
-static int table_insert_raw(slot_t *t, size_t cap, uintptr_t key, uint64_t idx) {
+/* Returns 1 if the key is new, 0 if it replaced an entry (old index in *old). */
+static int table_insert_raw(slot_t *t, size_t cap, uintptr_t key, uint64_t idx, uint64_t *old) {
     size_t mask = cap - 1, i = ptr_hash(key) & mask;
     while (t[i].key != 0) {
         if (t[i].key == key) {
+            if (old) *old = t[i].idx;
             t[i].idx = idx;
             return 0;
         }
@@ -239,17 +247,36 @@ static int table_grow(void) {
     slot_t *t = calloc(cap, sizeof(slot_t));
     if (t == NULL) return -1;
     for (size_t i = 0; i < g_table_cap; i++)
-        if (g_table[i].key) table_insert_raw(t, cap, g_table[i].key, g_table[i].idx);
+        if (g_table[i].key) table_insert_raw(t, cap, g_table[i].key, g_table[i].idx, NULL);
     free(g_table);
     g_table = t;
     g_table_cap = cap;
     return 0;
 }
 
+/* Forget a sample whose block is gone (under g_lock). */
+static void mark_freed(uint64_t idx) {
+    sample_t *s = &g_samples[idx];
+    if (!s->live) return;
+    s->live = 0;
+    g_nfreed++;
+    g_live_weight -= s->weight;
+    if (g_live_weight < 0) g_live_weight = 0;
+}
+
+/* Returns 1 when the key is new, 0 when it replaced an entry, -1 on no memory. */
 static int table_insert(uintptr_t key, uint64_t idx) {
+    uint64_t old = 0;
     if ((g_table_used + 1) * 2 > g_table_cap && table_grow() < 0) return -1;
-    g_table_used += table_insert_raw(g_table, g_table_cap, key, idx);
-    g_table_nonempty = 1;
+    if (table_insert_raw(g_table, g_table_cap, key, idx, &old)) {
+        g_table_used++;
+        return 1;
+    }
+    if (old != idx && old < g_nsamples) {
+        /* The address came back from the allocator, so its old block was freed
+         * behind our back (e.g. while tracemalloc.stop() had dropped our hook). */
+        mark_freed(old);
+    }
     return 0;
 }
 
@@ -296,7 +323,43 @@ static void compact_samples(void) {
     memset(g_table, 0, g_table_cap * sizeof(slot_t));
     g_table_used = 0;
     for (size_t r = 0; r < g_nsamples; r++)
-        if (g_samples[r].live) g_table_used += table_insert_raw(g_table, g_table_cap, g_samples[r].ptr, r);
+        if (g_samples[r].live) g_table_used += table_insert_raw(g_table, g_table_cap, g_samples[r].ptr, r, NULL);
+}
+
+/* Under g_lock: publish a filter of the size class that fits the live entries,
+ * built from the table. */
+static void filter_resize(void) {
+    int c = 0;
+    while (c < FILTER_CLASSES - 1 && (size_t)g_filters[c][0].size < 32 * (g_table_used + 1)) c++;
+    filter_t *next = g_filter == &g_filters[c][0] ? &g_filters[c][1] : &g_filters[c][0];
+    memset(next->counts, 0, next->size);
+    for (size_t i = 0; i < g_table_cap; i++) {
+        if (g_table[i].key) {
+            uint8_t *n = &next->counts[filter_hash(next, g_table[i].key)];
+            if (*n != 255) (*n)++;
+        }
+    }
+    __atomic_store_n(&g_filter, next, __ATOMIC_RELEASE);
+}
+
+/* Under g_lock, after the key was added to the table. */
+static inline void filter_add(uintptr_t p) {
+    filter_t *f = g_filter;
+    if (f == &g_filter_zero || (size_t)f->size < 16 * g_table_used) {
+        filter_resize(); /* counts p: it is in the table */
+        return;
+    }
+    uint8_t *n = &f->counts[filter_hash(f, p)];
+    if (*n != 255) (*n)++; /* a saturated counter stays set until the next resize */
+}
+
+/* Under g_lock, after the key was removed from the table. */
+static inline void filter_remove(uintptr_t p) {
+    filter_t *f = g_filter;
+    if (f == &g_filter_zero) return;
+    uint8_t *n = &f->counts[filter_hash(f, p)];
+    if (*n != 255 && *n != 0) (*n)--;
+    if (f->size > (1u << FILTER_MIN_LOG2) && (size_t)f->size > 128 * (g_table_used + 1)) filter_resize();
 }
 
 /* Record a sample (takes g_lock). */
@@ -318,12 +381,12 @@ static void record_sample(uintptr_t ptr, size_t size, int domain, uint32_t stack
         g_samples = s;
         g_cap_samples = cap;
     }
-    if (table_insert(ptr, g_nsamples) < 0) {
+    int added = table_insert(ptr, g_nsamples);
+    if (added < 0) {
         g_dropped++;
         goto out;
     }
-    filter_add(ptr);
-    if (g_filter_inserts > 2 * g_table_used + 8192) filter_rebuild();
+    if (added) filter_add(ptr);
     sample_t *s = &g_samples[g_nsamples++];
     s->ptr = ptr;
     s->size = size;
@@ -342,16 +405,17 @@ out:
 }
 
 /* Forget a freed pointer; returns its sample index or -1 (takes g_lock). */
+static uint64_t g_filter_passes = 0, g_filter_hits = 0; /* free-path statistics */
+
 static int64_t untrack(const void *p) {
     int64_t idx;
     pthread_mutex_lock(&g_lock);
     idx = table_remove((uintptr_t)p);
+    g_filter_passes++;
     if (idx >= 0) {
-        sample_t *s = &g_samples[idx];
-        s->live = 0;
-        g_nfreed++;
-        g_live_weight -= s->weight;
-        if (g_live_weight < 0) g_live_weight = 0;
+        g_filter_hits++;
+        mark_freed((uint64_t)idx);
+        filter_remove((uintptr_t)p);
     }
     pthread_mutex_unlock(&g_lock);
     return idx;
@@ -362,7 +426,7 @@ static void retrack(int64_t idx, const void *p) {
     pthread_mutex_lock(&g_lock);
     /* a compaction may have run meanwhile: only restore if the slot still matches */
     if ((size_t)idx < g_nsamples && g_samples[idx].ptr == (uintptr_t)p && !g_samples[idx].live &&
-        table_insert((uintptr_t)p, (uint64_t)idx) == 0) {
+        table_insert((uintptr_t)p, (uint64_t)idx) == 1) {
         g_samples[idx].live = 1;
         g_nfreed--;
         g_live_weight += g_samples[idx].weight;
@@ -504,7 +568,7 @@ static void *hook_calloc(void *ctx, size_t nelem, size_t elsize) {
 
 static void *realloc_slow(hook_t *h, void *old, size_t size) {
     int64_t idx = -1;
-    if (old != NULL && g_table_nonempty && filter_maybe(old)) idx = untrack(old);
+    if (old != NULL && filter_maybe(old)) idx = untrack(old);
     void *p = h->prev.realloc(h->prev.ctx, old, size);
     if (p == NULL) {
         if (idx >= 0) retrack(idx, old);
@@ -519,7 +583,7 @@ static void *realloc_slow(hook_t *h, void *old, size_t size) {
 
 static void *hook_realloc(void *ctx, void *old, size_t size) {
     hook_t *h = ctx;
-    if (LIKELY(g_countdown > (int64_t)size && (old == NULL || !g_table_nonempty || !filter_maybe(old)))) {
+    if (LIKELY(g_countdown > (int64_t)size && (old == NULL || !filter_maybe(old)))) {
         g_countdown -= (int64_t)size;
         return h->prev.realloc(h->prev.ctx, old, size);
     }
@@ -528,7 +592,7 @@ static void *hook_realloc(void *ctx, void *old, size_t size) {
 
 static void hook_free(void *ctx, void *p) {
     hook_t *h = ctx;
-    if (p != NULL && g_table_nonempty && filter_maybe(p)) untrack(p);
+    if (p != NULL && filter_maybe(p)) untrack(p);
     h->prev.free(h->prev.ctx, p);
 }
 
@@ -565,7 +629,7 @@ static void *np_calloc(void *ctx, size_t nelem, size_t elsize) {
 static void *np_realloc(void *ctx, void *old, size_t size) {
     (void)ctx;
     int64_t idx = -1;
-    if (old != NULL && g_table_nonempty && filter_maybe(old)) idx = untrack(old);
+    if (old != NULL && filter_maybe(old)) idx = untrack(old);
     void *p = g_np_prev->allocator.realloc(g_np_prev->allocator.ctx, old, size);
     if (p == NULL) {
         if (idx >= 0) retrack(idx, old);
@@ -576,7 +640,7 @@ static void *np_realloc(void *ctx, void *old, size_t size) {
 
 static void np_free(void *ctx, void *p, size_t size) {
     (void)ctx;
-    if (p != NULL && g_table_nonempty && filter_maybe(p)) untrack(p);
+    if (p != NULL && filter_maybe(p)) untrack(p);
     g_np_prev->allocator.free(g_np_prev->allocator.ctx, p, size);
 }
 
@@ -640,9 +704,7 @@ static void clear_state(void) {
     g_nsamples = g_cap_samples = g_nfreed = 0;
     g_table = NULL;
     g_table_cap = g_table_used = 0;
-    g_table_nonempty = 0;
-    memset(g_filter_buf, 0, sizeof(g_filter_buf));
-    g_filter_inserts = 0;
+    __atomic_store_n(&g_filter, &g_filter_zero, __ATOMIC_RELEASE);
     g_live_weight = g_peak_weight = 0.0;
     g_evicted_seq = g_seq - 1;
     pthread_mutex_unlock(&g_lock);
@@ -874,15 +936,26 @@ static PyObject *m_stack(PyObject *self, PyObject *arg) {
 static PyObject *m_stats(PyObject *self, PyObject *unused) {
     pthread_mutex_lock(&g_lock);
     size_t nsamples = g_nsamples, nfreed = g_nfreed;
-    size_t mem = g_cap_samples * sizeof(sample_t) + g_table_cap * sizeof(slot_t) + sizeof(g_filter_buf);
+    size_t mem = g_cap_samples * sizeof(sample_t) + g_table_cap * sizeof(slot_t) + 2 * (size_t)g_filter->size;
     uint64_t dropped = g_dropped, evicted = g_evicted_seq, seq = g_seq;
+    uint64_t passes = g_filter_passes, hits = g_filter_hits, fbits = g_filter->size;
     pthread_mutex_unlock(&g_lock);
     mem += g_cap_frames * sizeof(frame_t) + g_cap_stacks * sizeof(stack_t_) + g_stack_index_cap * sizeof(uint32_t);
-    return Py_BuildValue("{s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:d,s:i,s:n}", "samples", (Py_ssize_t)nsamples, "freed_samples",
+    PyObject *d = Py_BuildValue("{s:n,s:n,s:n,s:n,s:K,s:K,s:K,s:d,s:i,s:n}", "samples", (Py_ssize_t)nsamples, "freed_samples",
                          (Py_ssize_t)nfreed, "stacks", (Py_ssize_t)g_nstacks, "memory_bytes", (Py_ssize_t)mem,
                          "dropped", (unsigned long long)dropped, "evicted_through_seq", (unsigned long long)evicted,
                          "next_seq", (unsigned long long)seq, "interval", g_mean, "depth", g_depth, "freed_cap",
                          (Py_ssize_t)g_freed_cap);
+    if (d == NULL) return NULL;
+    PyObject *f = Py_BuildValue("{s:K,s:K,s:K}", "passes", (unsigned long long)passes, "hits",
+                                (unsigned long long)hits, "counters", (unsigned long long)fbits);
+    if (f == NULL || PyDict_SetItemString(d, "filter", f) < 0) {
+        Py_XDECREF(f);
+        Py_DECREF(d);
+        return NULL;
+    }
+    Py_DECREF(f);
+    return d;
 }
 
 static PyObject *m_set_freed_cap(PyObject *self, PyObject *arg) {
@@ -999,6 +1072,7 @@ PyMODINIT_FUNC PyInit__sampler(void) {
         if (g_rng == 0) g_rng = 1;
         g_np_rng ^= g_rng * 0x2545F4914F6CDD1Dull;
         if (g_np_rng == 0) g_np_rng = 1;
+        filters_init();
         g_np_handler.allocator.malloc = np_malloc;
         g_np_handler.allocator.calloc = np_calloc;
         g_np_handler.allocator.realloc = np_realloc;
