@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tracemalloc", action="store_true", help="skip the (slow) tracemalloc mode")
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(_child(*args.child, args.repeat)))
+        workload, mode = args.child
+        print(json.dumps(_child(workload, mode, args.repeat)))
         return 0
     modes = ["none", "idle", *(f"sampled:{i}" for i in args.intervals)]
     if not args.no_tracemalloc:

@@ -128,12 +128,16 @@ def set_tag(name: str | None) -> str | None:
     """Set the calling thread's category tag for new samples; return the previous one."""
     if _ext is None:
         return None
-    return _ext.set_tag(name)  # type: ignore[no-any-return]
+    previous: str | None = _ext.set_tag(name)
+    return previous
 
 
 def get_tag() -> str | None:
     """The calling thread's current category tag."""
-    return None if _ext is None else _ext.get_tag()  # type: ignore[no-any-return]
+    if _ext is None:
+        return None
+    tag: str | None = _ext.get_tag()
+    return tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +158,8 @@ def _numpy_array_api() -> object | None:
         return None
     for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
         try:
-            return importlib.import_module(name)._ARRAY_API
+            capsule: object = importlib.import_module(name)._ARRAY_API
+            return capsule
         except (ImportError, AttributeError):
             continue
     return None
