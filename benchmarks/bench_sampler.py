@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_sampler.py                       # all workloads, 5 rounds
     python benchmarks/bench_sampler.py --rounds 7 --workloads python numpy
     python benchmarks/bench_sampler.py --intervals 16KiB 32KiB 256KiB
+    python benchmarks/bench_sampler.py --accuracy             # estimate errors, in-process
 
 Every (workload, mode) run is a separate process that runs the workload
 ``--repeat`` times and keeps its fastest run; rounds interleave the modes so that
@@ -153,6 +154,44 @@ def table(results: dict[str, dict[str, list[dict[str, float]]]], modes: list[str
     return "\n".join(lines)
 
 
+def accuracy(intervals: list[str], seeds: int = 40) -> str:
+    """Relative error of the live-bytes estimate over seeded runs, as a Markdown table.
+
+    Workloads keep 40 MB alive: 400 x 100 KB bytes, 400 x 100 KB numpy arrays, and
+    40,000 x 1 KB bytes; the truth is the bytes the workload line holds.
+    """
+    import numpy as np
+
+    from cgmem_nb.engine import sampled
+
+    tracer = sampled.get_tracer()
+    assert tracer is not None, sampled.unavailable_reason()
+    cases: list[tuple[str, Callable[[], object], int]] = [
+        ("400 x 100 KB bytes", lambda: [bytes(100_000) for _ in range(400)], 400 * sys.getsizeof(bytes(100_000))),
+        ("400 x 100 KB numpy", lambda: [np.empty(12_500) for _ in range(400)], 400 * 100_000),
+        ("40k x 1 KB bytes", lambda: [bytes(1000) for _ in range(40_000)], 40_000 * sys.getsizeof(bytes(1000))),
+    ]
+    lines = ["| interval | workload | mean error | sd | max abs error |", "| --- | --- | ---: | ---: | ---: |"]
+    for interval in intervals:
+        tracer.set_interval(interval)
+        for name, fn, truth in cases:
+            errors = []
+            for seed in range(seeds):
+                tracer.seed(seed + 77)
+                tracer.start(1)
+                mark = tracer.mark()
+                kept = fn()
+                snap = tracer.snapshot(mark)
+                tracer.stop()
+                del kept
+                errors.append(max(s.live_bytes for s in snap.stats) / truth - 1)  # the workload line
+            lines.append(
+                f"| {interval} | {name} | {statistics.mean(errors):+.2%} | {statistics.stdev(errors):.2%} "
+                f"| {max(map(abs, errors)):.2%} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=2, metavar=("WORKLOAD", "MODE"), help=argparse.SUPPRESS)
@@ -161,10 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     parser.add_argument("--intervals", nargs="+", default=["16KiB", "32KiB", "256KiB"], help="sampled intervals")
     parser.add_argument("--no-tracemalloc", action="store_true", help="skip the (slow) tracemalloc mode")
+    parser.add_argument("--accuracy", action="store_true", help="measure estimate errors instead of overhead")
     args = parser.parse_args(argv)
     if args.child:
         workload, mode = args.child
         print(json.dumps(_child(workload, mode, args.repeat)))
+        return 0
+    if args.accuracy:
+        print(accuracy(args.intervals))
         return 0
     modes = ["none", "idle", *(f"sampled:{i}" for i in args.intervals)]
     if not args.no_tracemalloc:
