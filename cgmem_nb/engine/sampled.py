@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import contextvars
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import math
 import os
 import sys
@@ -34,6 +37,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from types import ModuleType
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import TracerError
@@ -148,10 +152,9 @@ class _SampledMark:
 
 
 def _numpy_array_api() -> object | None:
-    """numpy's C-API capsule if numpy >= 1.22 is importable, else None."""
-    try:
-        import numpy
-    except ImportError:
+    """numpy's C-API capsule if numpy >= 1.22 is already imported, else None."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not hasattr(numpy, "__version__"):
         return None
     major, minor = (int(p) for p in numpy.__version__.split(".")[:2])
     if (major, minor) < (1, 22):
@@ -163,6 +166,47 @@ def _numpy_array_api() -> object | None:
         except (ImportError, AttributeError):
             continue
     return None
+
+
+class _NumpyImportWatcher(importlib.abc.MetaPathFinder):
+    """Calls back once ``import numpy`` has finished, so numpy is never imported for us.
+
+    It finds numpy's spec with the other finders and wraps that spec's loader so the
+    callback runs right after numpy's ``__init__`` has executed.
+    """
+
+    def __init__(self, on_import: Callable[[], None]) -> None:
+        self._on_import = on_import
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "numpy":
+            return None
+        self.uninstall()
+        spec = importlib.util.find_spec(fullname)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        original = loader.exec_module
+        on_import = self._on_import
+
+        def exec_module(module: ModuleType) -> None:
+            original(module)
+            on_import()
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+    def install(self) -> None:
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+    def uninstall(self) -> None:
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
 
 
 class SampledTracer:
@@ -182,6 +226,7 @@ class SampledTracer:
         self._depth = 0
         self._interval = parse_interval(interval)
         self._numpy_hooked = False
+        self._numpy_watcher = _NumpyImportWatcher(self._numpy_imported)
         self._stack_cache: dict[int, tuple[Frame, ...]] = {}
         self.peaks = PeakFolder(self.peak, self._ext.reset_peak)
         if hasattr(os, "register_at_fork"):
@@ -208,7 +253,9 @@ class SampledTracer:
         """Start sampling (reference counted); the first start chooses the depth.
 
         Every start also reinstalls the hooks if someone dropped them (for example
-        ``tracemalloc.stop()`` after tracemalloc was started on top of us).
+        ``tracemalloc.stop()`` after tracemalloc was started on top of us). numpy's
+        data buffers are sampled once numpy is imported (now or later); the tracer
+        never imports numpy itself.
         """
         if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 100:
             raise TracerError(f"stack depth {depth!r} is out of range: give 1 to 100 frames")
@@ -229,6 +276,7 @@ class SampledTracer:
             self._users -= 1
             if self._users == 0:
                 self.peaks.fold()
+                self._numpy_watcher.uninstall()
                 if self._numpy_hooked:
                     self._ext.unhook_numpy()
                     self._numpy_hooked = False
@@ -331,9 +379,16 @@ class SampledTracer:
         stats.sort(key=lambda s: (-s.live_bytes, -s.allocated_bytes))
         return stats, total
 
+    def _numpy_imported(self) -> None:
+        with self._lock:
+            if self._users and not self._numpy_hooked:
+                self._hook_numpy()
+
     def _hook_numpy(self) -> None:
         api = _numpy_array_api()
         if api is None:
+            if "numpy" not in sys.modules:
+                self._numpy_watcher.install()
             return
         try:
             # An empty context sees the default handler, which every thread and
@@ -348,6 +403,7 @@ class SampledTracer:
         self._users = 0
         self._depth = 0
         self._numpy_hooked = False
+        self._numpy_watcher.uninstall()
         self._stack_cache.clear()
         self._lock = threading.RLock()
         self._ext.unhook_numpy()

@@ -309,6 +309,28 @@ def test_numpy_handler_is_seen_from_threads_and_asyncio_tasks(tracer: sampled.Sa
     del arrays  # freed through numpy's own handler after unhooking
 
 
+@needs_numpy
+def test_numpy_is_not_imported_but_hooked_once_imported() -> None:
+    script = """
+import sys
+from cgmem_nb.engine import sampled
+t = sampled.get_tracer()
+t.start(3)
+assert "numpy" not in sys.modules, "start() must not import numpy"
+assert t.stats()["hooks"]["numpy"] is False
+mark = t.mark()
+import numpy
+assert t.stats()["hooks"]["numpy"] is True
+kept = numpy.zeros(5_000_000)
+assert abs(t.snapshot(mark).live_bytes - 40_000_000) < 2_000_000
+t.stop()
+print("ok")
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
 # -- coexistence, fork, stability ----------------------------------------------------------
 
 
