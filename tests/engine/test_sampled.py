@@ -318,9 +318,9 @@ t = sampled.get_tracer()
 t.start(3)
 assert "numpy" not in sys.modules, "start() must not import numpy"
 assert t.stats()["hooks"]["numpy"] is False
-mark = t.mark()
 import numpy
 assert t.stats()["hooks"]["numpy"] is True
+mark = t.mark()
 kept = numpy.zeros(5_000_000)
 assert abs(t.snapshot(mark).live_bytes - 40_000_000) < 2_000_000
 t.stop()
