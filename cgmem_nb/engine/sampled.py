@@ -264,7 +264,7 @@ class SampledTracer:
                 self._stack_cache.clear()
                 self._depth = depth
             self._ext.start(float(self._interval), self._depth)
-            if self._users == 0:
+            if not self._numpy_hooked:
                 self._hook_numpy()
             self._users += 1
 
