@@ -282,7 +282,7 @@ static int table_insert(uintptr_t key, uint64_t idx) {
 
 /* Remove key; returns the sample index or -1. Backward-shift deletion. */
 static int64_t table_remove(uintptr_t key) {
-    if (g_table_cap == 0) return -1;
+    if (g_table_cap == 0 || key == 0) return -1; /* 0 marks an empty slot */
     size_t mask = g_table_cap - 1, i = ptr_hash(key) & mask;
     while (g_table[i].key != key) {
         if (g_table[i].key == 0) return -1;
@@ -409,6 +409,7 @@ static uint64_t g_filter_passes = 0, g_filter_hits = 0; /* free-path statistics 
 
 static int64_t untrack(const void *p) {
     int64_t idx;
+    if (p == NULL) return -1;
     pthread_mutex_lock(&g_lock);
     idx = table_remove((uintptr_t)p);
     g_filter_passes++;
@@ -545,15 +546,28 @@ static void *mem_crossed(hook_t *h, void *p, size_t size) {
 
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 
-/* Fast paths decrement the countdown first so that the call to the previous
- * allocator is a tail call: being chained in costs a compare and a jump. */
+/* Slow paths live in separate non-inlined functions so that each fast path is
+ * frameless: decrement the countdown, then tail-call the previous allocator. */
+__attribute__((noinline)) static void *malloc_slow(hook_t *h, size_t size) {
+    return mem_crossed(h, h->prev.malloc(h->prev.ctx, size), size);
+}
+
+__attribute__((noinline)) static void *calloc_slow(hook_t *h, size_t nelem, size_t elsize) {
+    return mem_crossed(h, h->prev.calloc(h->prev.ctx, nelem, elsize), nelem * elsize);
+}
+
+__attribute__((noinline)) static void free_slow(hook_t *h, void *p) {
+    untrack(p);
+    h->prev.free(h->prev.ctx, p);
+}
+
 static void *hook_malloc(void *ctx, size_t size) {
     hook_t *h = ctx;
     if (LIKELY(g_countdown > (int64_t)size)) {
         g_countdown -= (int64_t)size;
         return h->prev.malloc(h->prev.ctx, size);
     }
-    return mem_crossed(h, h->prev.malloc(h->prev.ctx, size), size);
+    return malloc_slow(h, size);
 }
 
 static void *hook_calloc(void *ctx, size_t nelem, size_t elsize) {
@@ -563,10 +577,10 @@ static void *hook_calloc(void *ctx, size_t nelem, size_t elsize) {
         g_countdown -= (int64_t)size;
         return h->prev.calloc(h->prev.ctx, nelem, elsize);
     }
-    return mem_crossed(h, h->prev.calloc(h->prev.ctx, nelem, elsize), size);
+    return calloc_slow(h, nelem, elsize);
 }
 
-static void *realloc_slow(hook_t *h, void *old, size_t size) {
+__attribute__((noinline)) static void *realloc_slow(hook_t *h, void *old, size_t size) {
     int64_t idx = -1;
     if (old != NULL && filter_maybe(old)) idx = untrack(old);
     void *p = h->prev.realloc(h->prev.ctx, old, size);
@@ -592,7 +606,10 @@ static void *hook_realloc(void *ctx, void *old, size_t size) {
 
 static void hook_free(void *ctx, void *p) {
     hook_t *h = ctx;
-    if (p != NULL && filter_maybe(p)) untrack(p);
+    if (__builtin_expect(filter_maybe(p), 0)) { /* NULL hashes like any pointer; untrack() rejects it */
+        free_slow(h, p);
+        return;
+    }
     h->prev.free(h->prev.ctx, p);
 }
 
