@@ -22,7 +22,12 @@ import sys
 import threading
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 try:
     import numpy as np
@@ -124,7 +129,10 @@ def soak(seconds: float, threads: int, seed: int) -> dict[str, Any]:
             tracer.stop()
     assert not errors, errors
     assert tracer.current() == 0
+    tracer.start(1)  # a pass-through left under tracemalloc is now on top again:
+    tracer.stop()  # one start/stop must unhook it
     hooks = tracer.stats()["hooks"]
+    assert hooks == {"mem": False, "obj": False, "numpy": False}, hooks
     return {"cycles": cycles, "snapshots": snapshots, "tracemalloc_cycles": tm_cycles,
             "allocation_rounds": counts[0], "hooks_after": hooks, "seconds": seconds}
 
