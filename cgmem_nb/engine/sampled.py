@@ -1,0 +1,426 @@
+"""The sampled tracer: a native byte-sampling hook on the PyMem allocators and numpy.
+
+The C extension :mod:`cgmem_nb.engine._sampler` records one allocation per
+*interval* bytes on average. Intervals between sample points are exponential, so
+every byte has the same chance of being sampled and an allocation of ``size``
+bytes is recorded with probability ``1 - exp(-size / interval)``; it then carries
+the weight ``size / (1 - exp(-size / interval))``, which makes every sum of
+weights an unbiased estimate of the bytes it stands for. Allocations much larger
+than the interval are always recorded with a weight equal to their size.
+
+Each sample carries its size, weight, thread id (``threading.get_ident()``),
+monotonic timestamp, sequence number, the thread's category tag
+(:func:`set_tag`) and its Python stack.
+
+Sampling rate and interval (the one place that maps them)
+---------------------------------------------------------
+``ProfilerConfig.sampling_rate`` of 1.0 means exact (tracemalloc). A rate ``r``
+below 1.0 selects this tracer with the mean interval
+:func:`interval_for_rate(r) <interval_for_rate>` ``= -4096 / ln(1 - r)`` bytes:
+``r`` is exactly the chance that a 4 KiB allocation is recorded. For example
+0.5 gives 5.9 KiB, 0.1 gives 38.9 KiB, 0.01 gives 407 KiB.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import math
+import os
+import sys
+import sysconfig
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from types import ModuleType
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import TracerError
+from ..units import parse_size
+from .tracers import Frame, PeakFolder, StackStat, TraceSnapshot
+
+__all__ = [
+    "DEFAULT_INTERVAL_BYTES",
+    "MIN_INTERVAL_BYTES",
+    "MAX_INTERVAL_BYTES",
+    "SampledTracer",
+    "get_tracer",
+    "interval_for_rate",
+    "parse_interval",
+    "set_tag",
+    "get_tag",
+    "unavailable_reason",
+]
+
+#: Mean sampling interval used unless told otherwise (see ``benchmarks/RESULTS-sampler.md``).
+DEFAULT_INTERVAL_BYTES = 32 * 1024
+#: Smallest accepted mean interval (bytes).
+MIN_INTERVAL_BYTES = 256
+#: Largest accepted mean interval (bytes).
+MAX_INTERVAL_BYTES = 1 << 40
+
+#: The allocation size whose chance of being recorded equals the sampling rate.
+_RATE_REFERENCE_BYTES = 4096
+
+
+def interval_for_rate(rate: float) -> int:
+    """Map a ``sampling_rate`` in (0, 1) to a mean sampling interval in bytes.
+
+    ``rate`` is the chance that a 4 KiB allocation is recorded:
+    ``interval = -4096 / ln(1 - rate)``, clamped to
+    [:data:`MIN_INTERVAL_BYTES`, :data:`MAX_INTERVAL_BYTES`]. A rate of 1.0 means the
+    exact tracer and is not accepted here.
+    """
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 < rate < 1.0:
+        raise TracerError(
+            f"sampling rate {rate!r} is not accepted here: give a number above 0.0 and below 1.0 "
+            "(1.0 selects the exact tracer)"
+        )
+    interval = -_RATE_REFERENCE_BYTES / math.log1p(-rate)
+    return int(min(max(round(interval), MIN_INTERVAL_BYTES), MAX_INTERVAL_BYTES))
+
+
+def parse_interval(value: int | float | str) -> int:
+    """Return a mean sampling interval in bytes from an int or a size string (``"64 KiB"``)."""
+    try:
+        interval = parse_size(value, what="sampling interval")
+    except ValueError as exc:
+        raise TracerError(str(exc)) from None
+    if not MIN_INTERVAL_BYTES <= interval <= MAX_INTERVAL_BYTES:
+        raise TracerError(
+            f"sampling interval {value!r} is out of range: give {MIN_INTERVAL_BYTES} bytes to 1 TiB, "
+            f"e.g. '{DEFAULT_INTERVAL_BYTES // 1024} KiB'"
+        )
+    return interval
+
+
+def _unsupported_interpreter() -> str | None:
+    if sys.implementation.name != "cpython":
+        return f"the sampled tracer needs CPython, not {sys.implementation.name}"
+    if sys.version_info[:2] != (3, 11):
+        return f"the sampled tracer walks CPython 3.11 frames; this is Python {sys.version.split()[0]}"
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return "the sampled tracer relies on the GIL and does not support free-threaded builds"
+    return None
+
+
+def _load_extension() -> tuple[ModuleType | None, str | None]:
+    reason = _unsupported_interpreter()
+    if reason is not None:
+        return None, reason
+    try:
+        return importlib.import_module("cgmem_nb.engine._sampler"), None
+    except ImportError as exc:
+        return None, f"the native extension cgmem_nb.engine._sampler could not be loaded ({exc}); reinstall with a C compiler"
+
+
+_ext, _reason = _load_extension()
+_warned = False
+
+
+def unavailable_reason() -> str | None:
+    """Why the sampled tracer cannot run here, or None when it can."""
+    return _reason
+
+
+def set_tag(name: str | None) -> str | None:
+    """Set the calling thread's category tag for new samples; return the previous one."""
+    if _ext is None:
+        return None
+    previous: str | None = _ext.set_tag(name)
+    return previous
+
+
+def get_tag() -> str | None:
+    """The calling thread's current category tag."""
+    if _ext is None:
+        return None
+    tag: str | None = _ext.get_tag()
+    return tag
+
+
+@dataclass(frozen=True, slots=True)
+class _SampledMark:
+    """A point in the sample sequence: samples with ``seq >= seq`` came after it."""
+
+    seq: int
+
+
+def _numpy_array_api() -> object | None:
+    """numpy's C-API capsule if numpy >= 1.22 is already imported, else None."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or not hasattr(numpy, "__version__"):
+        return None
+    major, minor = (int(p) for p in numpy.__version__.split(".")[:2])
+    if (major, minor) < (1, 22):
+        return None
+    for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            capsule: object = importlib.import_module(name)._ARRAY_API
+            return capsule
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+class _NumpyImportWatcher(importlib.abc.MetaPathFinder):
+    """Calls back once ``import numpy`` has finished, so numpy is never imported for us.
+
+    It finds numpy's spec with the other finders and wraps that spec's loader so the
+    callback runs right after numpy's ``__init__`` has executed.
+    """
+
+    def __init__(self, on_import: Callable[[], None]) -> None:
+        self._on_import = on_import
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "numpy":
+            return None
+        self.uninstall()
+        spec = importlib.util.find_spec(fullname)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        original = loader.exec_module
+        on_import = self._on_import
+
+        def exec_module(module: ModuleType) -> None:
+            original(module)
+            on_import()
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+    def install(self) -> None:
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+
+    def uninstall(self) -> None:
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+
+
+class SampledTracer:
+    """The sampled tracer: process-wide, reference counted, estimates (``estimate = True``).
+
+    Figures are sums of sample weights: unbiased estimates whose relative error
+    shrinks as the bytes they cover grow past the interval.
+    """
+
+    name = "sampled"
+    estimate = True
+
+    def __init__(self, ext: Any, interval: int = DEFAULT_INTERVAL_BYTES) -> None:
+        self._ext = ext
+        self._lock = threading.RLock()
+        self._users = 0
+        self._depth = 0
+        self._interval = parse_interval(interval)
+        self._numpy_hooked = False
+        self._numpy_watcher = _NumpyImportWatcher(self._numpy_imported)
+        self._stack_cache: dict[int, tuple[Frame, ...]] = {}
+        self.peaks = PeakFolder(self.peak, self._ext.reset_peak)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_child)
+
+    # -- configuration -------------------------------------------------------------
+
+    @property
+    def interval(self) -> int:
+        """Mean sampling interval in bytes."""
+        return self._interval
+
+    def set_interval(self, interval: int | float | str) -> None:
+        """Change the mean sampling interval; takes effect at once if running."""
+        value = parse_interval(interval)
+        with self._lock:
+            self._interval = value
+            if self._users:
+                self._ext.set_interval(float(value))
+
+    # -- Tracer protocol -------------------------------------------------------------
+
+    def start(self, depth: int) -> None:
+        """Start sampling (reference counted); the first start chooses the depth.
+
+        Every start also reinstalls the hooks if someone dropped them (for example
+        ``tracemalloc.stop()`` after tracemalloc was started on top of us). numpy's
+        data buffers are sampled once numpy is imported (now or later); the tracer
+        never imports numpy itself.
+        """
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 100:
+            raise TracerError(f"stack depth {depth!r} is out of range: give 1 to 100 frames")
+        with self._lock:
+            if self._users == 0:
+                self._stack_cache.clear()
+                self._depth = depth
+            self._ext.start(float(self._interval), self._depth)
+            if not self._numpy_hooked:
+                self._hook_numpy()
+            self._users += 1
+
+    def stop(self) -> None:
+        """Undo one :meth:`start`; the last one unhooks and drops every sample."""
+        with self._lock:
+            if self._users == 0:
+                return
+            self._users -= 1
+            if self._users == 0:
+                self.peaks.fold()
+                self._numpy_watcher.uninstall()
+                if self._numpy_hooked:
+                    self._ext.unhook_numpy()
+                    self._numpy_hooked = False
+                self._ext.stop()
+                self._stack_cache.clear()
+                self._depth = 0
+
+    def is_running(self) -> bool:
+        """True while at least one start() is not yet undone."""
+        return self._users > 0
+
+    def depth(self) -> int:
+        """Frames kept per stack (0 when not running)."""
+        return self._depth
+
+    def current(self) -> int:
+        """Estimated live bytes of sampled allocations, process-wide."""
+        return int(self._ext.live()[0])
+
+    def peak(self) -> int:
+        """Estimated most live bytes since the last reset."""
+        return int(self._ext.live()[1])
+
+    def reset_peak(self) -> None:
+        """Fold the peak into listeners, then restart peak tracking from now."""
+        self.peaks.reset()
+
+    def mark(self) -> object:
+        """A token for "now": samples taken later belong to snapshots since it."""
+        return _SampledMark(int(self._ext.next_seq()))
+
+    def snapshot(self, since: object) -> TraceSnapshot:
+        """Samples taken after ``since``, grouped by (frames, thread id, tag).
+
+        ``live_*`` sum the weights of samples still alive; ``allocated_*`` those of
+        every sample since the mark, freed ones included. Freed samples are kept up
+        to a cap (``stats()['freed_cap']``); beyond it the oldest are evicted and
+        ``allocated_*`` of older marks become lower bounds.
+        """
+        if not isinstance(since, _SampledMark):
+            raise TracerError(f"snapshot(since={since!r}) needs a mark made by this tracer's mark()")
+        began = time.perf_counter()
+        quiet = self._ext.quiet(True)
+        try:
+            stats, total = self._group(self._ext.samples(since.seq))
+        finally:
+            self._ext.quiet(quiet)
+        now = time.perf_counter()
+        return TraceSnapshot(tuple(stats), total, True, now, now - began)
+
+    # -- extras ------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Internal counters: samples kept, stacks, the extension's own memory, hooks."""
+        info: dict[str, Any] = dict(self._ext.stats())
+        info["hooks"] = self._ext.hooks()
+        return info
+
+    def memory_bytes(self) -> int:
+        """Bytes the extension holds for samples, stacks and its pointer table."""
+        return int(self._ext.stats()["memory_bytes"])
+
+    def seed(self, seed: int) -> None:
+        """Seed the sampling random generator (for reproducible tests)."""
+        self._ext.seed(seed)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _frames(self, stack_id: int | None) -> tuple[Frame, ...]:
+        if stack_id is None:
+            return ()
+        frames = self._stack_cache.get(stack_id)
+        if frames is None:
+            frames = tuple(self._ext.stack(stack_id))
+            self._stack_cache[stack_id] = frames
+        return frames
+
+    def _group(self, samples: list[tuple[Any, ...]]) -> tuple[list[StackStat], int]:
+        groups: dict[tuple[Any, int, Any], list[float]] = {}
+        for stack_id, tid, tag, weight, live, size, _ts, _seq, _dom in samples:
+            acc = groups.get((stack_id, tid, tag))
+            if acc is None:
+                acc = groups[(stack_id, tid, tag)] = [0.0, 0.0, 0.0, 0.0]
+            count = weight / size
+            acc[2] += weight
+            acc[3] += count
+            if live:
+                acc[0] += weight
+                acc[1] += count
+        stats: list[StackStat] = []
+        total = 0
+        for (stack_id, tid, tag), (lb, lc, ab, ac) in groups.items():
+            live_bytes = int(round(lb))
+            stats.append(
+                StackStat(
+                    self._frames(stack_id), live_bytes, int(round(lc)), int(round(ab)), int(round(ac)), tid, tag
+                )
+            )
+            total += live_bytes
+        stats.sort(key=lambda s: (-s.live_bytes, -s.allocated_bytes))
+        return stats, total
+
+    def _numpy_imported(self) -> None:
+        with self._lock:
+            if self._users and not self._numpy_hooked:
+                self._hook_numpy()
+
+    def _hook_numpy(self) -> None:
+        api = _numpy_array_api()
+        if api is None:
+            if "numpy" not in sys.modules:
+                self._numpy_watcher.install()
+            return
+        try:
+            # An empty context sees the default handler, which every thread and
+            # every asyncio task uses unless it set its own.
+            contextvars.Context().run(self._ext.hook_numpy, api)
+            self._numpy_hooked = True
+        except Exception as exc:  # never let numpy trouble stop the profiler
+            warnings.warn(f"cgmem_nb: numpy data buffers will not be sampled ({exc})", RuntimeWarning, stacklevel=3)
+
+    def _after_fork_child(self) -> None:
+        # The child inherits a copy of the parent's samples; none of them is its own.
+        self._users = 0
+        self._depth = 0
+        self._numpy_hooked = False
+        self._numpy_watcher.uninstall()
+        self._stack_cache.clear()
+        self._lock = threading.RLock()
+        self._ext.unhook_numpy()
+        self._ext.after_fork_child()
+
+
+_TRACER: SampledTracer | None = None
+
+
+def get_tracer() -> SampledTracer | None:
+    """The process-wide sampled tracer, or None (with one warning) when it cannot run here."""
+    global _TRACER, _warned
+    if _ext is None:
+        if not _warned:
+            _warned = True
+            warnings.warn(f"cgmem_nb: {_reason}; using the exact tracer (tracemalloc)", RuntimeWarning, stacklevel=2)
+        return None
+    if _TRACER is None:
+        _TRACER = SampledTracer(_ext)
+    return _TRACER
