@@ -54,8 +54,12 @@ class ProfilerConfig:
     history_retention: float = 3600.0
     #: Memory limit in bytes; ``None`` detects it (cgroup limit, else physical memory).
     memory_limit_bytes: int | None = None
-    #: Fraction of allocations recorded: 1.0 is exact (tracemalloc); below 1.0 samples.
-    sampling_rate: float = 1.0
+    #: How many allocations are recorded. ``None`` (the default): the sampled tracer at
+    #: its default interval where it is available, else the exact one. ``1.0``: every
+    #: allocation (the exact tracer, tracemalloc). Below 1.0: the sampled tracer, the
+    #: rate being the chance that a 4 KiB allocation is recorded
+    #: (see :func:`cgmem_nb.engine.sampled.interval_for_rate`).
+    sampling_rate: float | None = None
     #: Publish events (pressure, samples) while profiling.
     real_time_monitoring: bool = True
     #: Record a stack per allocation (off: only totals and the timeline).
@@ -100,12 +104,13 @@ class ProfilerConfig:
                     "a size string like '2 GiB', or None to detect the limit"
                 )
         rate = self.sampling_rate
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (0.0 < rate <= 1.0):
-            raise ConfigError(
-                f"sampling_rate={rate!r} is not accepted: give a number above 0.0 and at most 1.0 "
-                "(1.0 records every allocation; use enabled=False to turn profiling off)"
-            )
-        object.__setattr__(self, "sampling_rate", float(rate))
+        if rate is not None:
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (0.0 < rate <= 1.0):
+                raise ConfigError(
+                    f"sampling_rate={rate!r} is not accepted: give a number above 0.0 and at most 1.0, "
+                    "or None for the default (1.0 records every allocation; use enabled=False to turn profiling off)"
+                )
+            object.__setattr__(self, "sampling_rate", float(rate))
         port = self.dashboard_port
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ConfigError(f"dashboard_port={port!r} is not accepted: give a port from 0 to 65535 (0 picks a free one)")

@@ -57,6 +57,11 @@ class CgmemMagics(Magics):
     @magic_arguments.argument("-o", "--output", metavar="NAME", help="Store the ProfileResult in the variable NAME.")
     @magic_arguments.argument("--depth", type=int, metavar="N", help="Frames kept per allocation stack (1-100).")
     @magic_arguments.argument("--limit", metavar="SIZE", help='Memory limit for this cell, e.g. "500 MB", "2 GiB", "750MiB".')
+    @magic_arguments.argument(
+        "--sample", nargs="?", const="default", metavar="INTERVAL",
+        help='Use the sampled tracer (the default where it is available), optionally with a mean interval such as "64 KiB".',
+    )
+    @magic_arguments.argument("--exact", action="store_true", help="Use the exact tracer (tracemalloc): every allocation, 5-50x slower.")
     @magic_arguments.argument("--top", type=int, default=DEFAULT_TOP, metavar="N", help="Lines shown in the report (default 10).")
     @magic_arguments.argument("--label", metavar="TEXT", help="Label of the result (default In[n]).")
     @magic_arguments.argument("-q", "--quiet", action="store_true", help="Show no report (the result is still stored).")
@@ -102,7 +107,7 @@ class CgmemMagics(Magics):
             args = magic_arguments.parse_argstring(self.memprofile, options)
         except UsageError as exc:
             raise _usage_error(str(exc)) from None
-        for name in ("limit", "label", "output"):
+        for name in ("limit", "label", "output", "sample"):
             value = getattr(args, name)
             if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
                 setattr(args, name, value[1:-1])
@@ -111,7 +116,13 @@ class CgmemMagics(Magics):
         if args.top is not None and args.top < 0:
             raise _usage_error(f"--top {args.top} is not accepted: give 0 or more lines")
         try:
-            session = MEMORY_PROFILER.session(args.label, depth=args.depth, limit=args.limit, guard=True if args.guard else None)
+            if args.exact and args.sample:
+                raise _usage_error("--exact and --sample exclude each other: choose one tracer")
+            tracer = "exact" if args.exact else ("sampled" if args.sample else "auto")
+            interval = args.sample if args.sample not in (None, "default") else None
+            session = MEMORY_PROFILER.session(
+                args.label, depth=args.depth, limit=args.limit, guard=True if args.guard else None, tracer=tracer, interval=interval
+            )
         except CgmemError as exc:
             raise _usage_error(str(exc)) from None
         # The live panel is shown before the cell body runs, so it sits above the cell's own output.

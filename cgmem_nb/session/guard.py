@@ -58,12 +58,25 @@ _INTERRUPTING: dict[int, "MemoryGuard"] = {}
 _INTERRUPT_LOCK = threading.Lock()
 
 
-def _async_raise(thread_id: int, exc: type[BaseException] | None) -> bool:
-    """Set (or with ``None`` clear) an asynchronous exception on ``thread_id``."""
-    ret = ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc is not None else ctypes.c_void_p(0)
-    )
+def _async_raise(thread_id: int, exc: type[BaseException]) -> bool:
+    """Set an asynchronous exception on ``thread_id`` (never clear one: see
+    :func:`_flush_async_exception`)."""
+    ret = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc))
     return bool(ret == 1)
+
+
+def _flush_async_exception() -> None:
+    """Let a still-pending asynchronous KeyboardInterrupt land here, and drop it.
+
+    Clearing it with ``PyThreadState_SetAsyncExc(id, NULL)`` instead would leave the
+    interpreter's eval-breaker flag set for good on CPython 3.11, and every thread
+    would then stop at every jump to look for an exception that is not there.
+    """
+    try:
+        for _ in range(16):  # each backward jump checks for pending exceptions
+            pass
+    except KeyboardInterrupt:
+        pass
 
 
 class MemoryGuard:
@@ -123,8 +136,7 @@ class MemoryGuard:
             self._sub.close()
             self._sub = None
         if pending and threading.get_ident() == self.thread_id:
-            # The code ended before the async exception was raised: drop it.
-            _async_raise(self.thread_id, None)
+            _flush_async_exception()
 
     def _on_tick(self, tick: Tick) -> None:
         if tick.rss_bytes < self.threshold or not self._armed or self.report is not None:

@@ -106,6 +106,7 @@ class Session:
         limit: int | str | None = None,
         cell: int | None = None,
         guard: bool | None = None,
+        interval: int | str | None = None,
     ) -> None:
         if tracer not in ("auto", "exact", "sampled"):
             raise ConfigError(f"tracer={tracer!r} is not accepted: use 'auto', 'exact' or 'sampled'")
@@ -116,6 +117,10 @@ class Session:
         self.tracer_choice: TracerChoice = tracer
         self.depth = depth
         self.limit = parse_size(limit, what="limit") if limit is not None else None
+        #: Mean sampling interval in bytes for the sampled tracer (None: from the config).
+        self.interval = parse_size(interval, what="sampling interval") if interval is not None else None
+        if self.interval is not None and self.interval <= 0:
+            raise ConfigError(f"interval={interval!r} is not accepted: give a positive size such as '64 KiB'")
         self.cell = cell
         if guard is not None and not isinstance(guard, bool):
             raise ConfigError(f"guard={guard!r} is not accepted: give True, False or None (None follows ProfilerConfig.guard)")
@@ -196,7 +201,9 @@ class Session:
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with Session(self.profiler, label, tracer=self.tracer_choice, depth=self.depth, limit=self.limit, guard=self.guard):
+            with Session(
+                self.profiler, label, tracer=self.tracer_choice, depth=self.depth, limit=self.limit, guard=self.guard, interval=self.interval
+            ):
                 return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -319,27 +326,45 @@ class MemoryProfiler:
         depth: int | None = None,
         limit: int | str | None = None,
         guard: bool | None = None,
+        interval: int | str | None = None,
     ) -> Session:
         """A profiling session, as a context manager or a decorator.
+
+        ``tracer``: ``"auto"`` follows ``ProfilerConfig.sampling_rate`` (by default the
+        sampled tracer where it is available), ``"exact"`` is tracemalloc, ``"sampled"``
+        the native sampler with a mean ``interval`` (bytes or ``"64 KiB"``).
 
         ``guard=True`` interrupts the code (``KeyboardInterrupt``) when RSS reaches
         ``config.guard_fraction`` of the limit (see :mod:`cgmem_nb.session.guard`);
         None follows ``ProfilerConfig.guard``.
         """
-        return Session(self, label, tracer=tracer, depth=depth, limit=limit, guard=guard)
+        return Session(self, label, tracer=tracer, depth=depth, limit=limit, guard=guard, interval=interval)
 
-    def _choose_tracer(self, choice: TracerChoice) -> tuple[Tracer, str | None]:
+    def _choose_tracer(self, choice: TracerChoice, interval: int | None) -> tuple[Tracer, str | None]:
         tracers = available_tracers()
+        rate = self.config.sampling_rate
         want = choice
         if want == "auto":
-            want = "exact" if self.config.sampling_rate >= 1.0 else "sampled"
+            want = "exact" if rate == 1.0 or "sampled" not in tracers else "sampled"
         if want == "sampled" and "sampled" not in tracers:
             note = "the sampled tracer is not available in this process; the exact tracer (tracemalloc) ran instead"
             if "sampled" not in self._warned:
                 self._warned.add("sampled")
                 warnings.warn(f"cgmem_nb: {note}", RuntimeWarning, stacklevel=4)
             return EXACT_TRACER, note
-        return tracers[want], None
+        tracer = tracers[want]
+        if want == "sampled":
+            from ..engine import sampled
+
+            if interval is None:
+                interval = sampled.interval_for_rate(rate) if rate is not None and rate < 1.0 else sampled.DEFAULT_INTERVAL_BYTES
+            sampler = tracer  # the sampled tracer has an adjustable interval
+            current = getattr(sampler, "interval", None)
+            if current != interval:
+                if tracer.is_running():
+                    return tracer, f"the sampled tracer was already running with a {current}-byte interval; this session shares it"
+                getattr(sampler, "set_interval")(interval)
+        return tracer, None
 
     def _start_recording(self, session: Session) -> Recording:
         config = self.config
@@ -348,7 +373,7 @@ class MemoryProfiler:
             tracer: Tracer | None = None
             note: str | None = "profiling is disabled (ProfilerConfig.enabled=False)"
         else:
-            tracer, note = self._choose_tracer(session.tracer_choice)
+            tracer, note = self._choose_tracer(session.tracer_choice, session.interval)
         depth = session.depth or (config.stack_trace_depth if config.enable_stack_traces else 1)
         cell = session.cell if session.cell is not None else notebook.current_cell()
         label = session.label or (f"In[{cell}]" if cell is not None else "session")

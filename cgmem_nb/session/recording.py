@@ -43,6 +43,25 @@ def _key(stat: StackStat) -> StackKey:
     return (stat.frames, stat.thread_id, stat.tag)
 
 
+def _by_key(stats: tuple[StackStat, ...]) -> dict[StackKey, StackStat]:
+    """Stats by key, merging stats whose frames read the same (a tracer may group by
+    code object and offset, and two offsets can resolve to the same file and line)."""
+    out: dict[StackKey, StackStat] = {}
+    for stat in stats:
+        key = _key(stat)
+        old = out.get(key)
+        out[key] = stat if old is None else StackStat(
+            stat.frames,
+            old.live_bytes + stat.live_bytes,
+            old.live_count + stat.live_count,
+            old.allocated_bytes + stat.allocated_bytes,
+            old.allocated_count + stat.allocated_count,
+            stat.thread_id,
+            stat.tag,
+        )
+    return out
+
+
 class Recording:
     """One session's recording. Not thread-safe for start/stop; checkpoints are."""
 
@@ -158,8 +177,7 @@ class Recording:
             self._peak_snap = snap
             self._snap_level = snap.live_bytes
         held = self._held_max
-        for stat in snap.stats:
-            key = _key(stat)
+        for key, stat in _by_key(snap.stats).items():
             old = held.get(key)
             if old is None or stat.live_bytes > old[0]:
                 held[key] = (stat.live_bytes, stat.live_count)
@@ -212,8 +230,8 @@ class Recording:
     ) -> ProfileResult:
         tracer = self.tracer
         estimate = bool(tracer is not None and tracer.estimate)
-        peak_stats = {_key(s): s for s in (self._peak_snap.stats if self._peak_snap else ())}
-        final_stats = {_key(s): s for s in (final.stats if final else ())}
+        peak_stats = _by_key(self._peak_snap.stats) if self._peak_snap else {}
+        final_stats = _by_key(final.stats) if final else {}
         keys = set(peak_stats) | set(final_stats) | set(self._held_max)
 
         stack_rows: list[dict[str, Any]] = []
@@ -335,6 +353,7 @@ class Recording:
             "limit_bytes": self.limit.bytes,
             "limit_source": self.limit.source,
             "stack_depth": self.depth_used,
+            "sample_interval_bytes": getattr(tracer, "interval", None) if estimate else None,
             "stacks_total": len(stack_rows),
             "error": None if error is None else f"{type(error).__name__}: {error}",
             "interrupted": isinstance(error, KeyboardInterrupt),

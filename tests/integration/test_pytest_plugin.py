@@ -230,7 +230,7 @@ def test_json_file_holds_every_tests_figures(pytester: pytest.Pytester) -> None:
     keeps, fails = doc["tests"]["test_two.py::test_keeps"], doc["tests"]["test_two.py::test_fails"]
     assert abs(keeps["retained_bytes"] - 12 * MB) < 0.6 * MB and keeps["outcome"] == "passed"
     assert abs(fails["peak_bytes"] - 25 * MB) < 1.3 * MB and fails["outcome"] == "failed"
-    assert fails["tracer"] == "exact"
+    assert fails["tracer"] in {"exact", "sampled"}
 
 
 def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester) -> None:

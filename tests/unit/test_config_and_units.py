@@ -32,7 +32,7 @@ def test_format_bytes_uses_decimal_units() -> None:
 
 def test_config_defaults_are_valid_and_frozen() -> None:
     config = ProfilerConfig()
-    assert config.sampling_rate == 1.0 and config.enabled
+    assert config.sampling_rate is None and config.enabled  # None: sampled where available
     with pytest.raises(AttributeError):
         config.enabled = False  # type: ignore[misc]
 

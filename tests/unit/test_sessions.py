@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cgmem_nb import MEMORY_PROFILER, MemoryProfiler, ProfileResult, ProfilerConfig, SessionError
-from cgmem_nb.engine.tracers import EXACT_TRACER
+from cgmem_nb.engine.tracers import available_tracers
 
 MB = 1000**2
 
@@ -27,19 +27,22 @@ def make_temporary_and_kept(checkpoint: Callable[[], None] = lambda: None) -> li
     return keep
 
 
-def test_session_peak_and_retained_match_ground_truth() -> None:
-    with MEMORY_PROFILER.session("truth") as s:
+@pytest.mark.parametrize("tracer", ["exact", "sampled"])
+def test_session_peak_and_retained_match_ground_truth(tracer: str) -> None:
+    with MEMORY_PROFILER.session("truth", tracer=tracer) as s:  # type: ignore[arg-type]
         kept = make_temporary_and_kept()
     assert s.result is not None
     summary = s.result.summary
     assert _within(summary["peak_bytes"], 60 * MB), summary["peak_bytes"]
     assert _within(summary["retained_bytes"], 20 * MB), summary["retained_bytes"]
-    assert summary["tracer"] == "exact" and summary["label"] == "truth"
+    assert summary["tracer"] == tracer and summary["label"] == "truth"
+    assert summary["estimate"] is (tracer == "sampled")
     assert len(kept) == 20
 
 
-def test_lines_name_the_temporary_and_the_kept_line() -> None:
-    with MEMORY_PROFILER.session() as s:
+@pytest.mark.parametrize("tracer", ["exact", "sampled"])
+def test_lines_name_the_temporary_and_the_kept_line(tracer: str) -> None:
+    with MEMORY_PROFILER.session(tracer=tracer) as s:  # type: ignore[arg-type]
         kept = make_temporary_and_kept(s.checkpoint)
     lines = s.result.lines  # type: ignore[union-attr]
     by_code = {row.code: row for row in lines.itertuples()}
@@ -79,7 +82,7 @@ def test_user_tracemalloc_is_respected() -> None:
     tracemalloc.start(3)
     try:
         keep_before = bytes(5 * MB)
-        with MEMORY_PROFILER.session() as s:
+        with MEMORY_PROFILER.session(tracer="exact") as s:
             inside = bytes(10 * MB)
         assert tracemalloc.is_tracing(), "the profiler stopped a tracemalloc it did not start"
         assert tracemalloc.get_traceback_limit() == 3
@@ -104,12 +107,13 @@ def test_session_decorator_records_each_call() -> None:
     assert _within(result.summary["peak_bytes"], 12 * MB)
 
 
-def test_exception_stops_tracer_and_stores_result() -> None:
+@pytest.mark.parametrize("tracer", ["exact", "sampled"])
+def test_exception_stops_tracer_and_stores_result(tracer: str) -> None:
     with pytest.raises(ZeroDivisionError):
-        with MEMORY_PROFILER.session("boom"):
+        with MEMORY_PROFILER.session("boom", tracer=tracer):  # type: ignore[arg-type]
             junk = bytes(3 * MB)
             1 / 0
-    assert not EXACT_TRACER.is_running() and not tracemalloc.is_tracing()
+    assert not any(t.is_running() for t in available_tracers().values()) and not tracemalloc.is_tracing()
     result = MEMORY_PROFILER.last_result
     assert result is not None and result.summary["error"].startswith("ZeroDivisionError")
     del junk
