@@ -11,7 +11,7 @@ from typing import Any, Callable
 def pure_python() -> Any:
     """Allocation-heavy pure Python: dicts, tuples and strings, mostly kept."""
     rows = []
-    for i in range(400_000):
+    for i in range(1_000_000):
         rows.append({"id": i, "name": f"user-{i}", "tags": (i % 7, i % 11), "score": i * 0.5})
     index = {r["name"]: r for r in rows}
     words = " ".join(r["name"] for r in rows[:100_000]).split()

@@ -7,7 +7,7 @@ stops it turns the final and peak snapshots into a :class:`ProfileResult`.
 
 Snapshot cost is bounded: a checkpoint snapshots only when the traced level has
 grown by at least 2% (and 1 MiB) since the last snapshot, and only while the
-time spent in snapshots (predicted from the last one) stays under 10% of the session plus 0.5 s.
+time spent in snapshots (predicted from the last one) stays under 3% of the session plus 0.1 s.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from .result import ProfileResult
 
 _MIN_GROWTH = 1 << 20
 _GROWTH_FRACTION = 0.02
-_BUDGET_FIXED_S = 0.5
-_BUDGET_FRACTION = 0.10
+_BUDGET_FIXED_S = 0.1
+_BUDGET_FRACTION = 0.03
 _MAX_STACK_ROWS = 500
 _MAX_LINE_ROWS = 1000
 
