@@ -9,6 +9,7 @@ take an observation, run the detector / analyzer / engine, return typed objects.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -62,10 +63,34 @@ def _observe_now(profiler: "MemoryProfiler") -> Observation:
     return obs
 
 
+_PUBLISHED: set[tuple[str, ...]] = set()
+
+
+def publish_findings(leaks: list[MemoryLeak], recommendations: list[Recommendation]) -> None:
+    """Publish ``LeakDetected`` / ``RecommendationGenerated`` for findings not published
+    before (a leak again once it has grown by a tenth), when anyone listens."""
+    from ..engine.events import EVENT_BUS, LeakDetected, RecommendationGenerated
+
+    if not EVENT_BUS.has_listeners:
+        return
+    for leak in leaks:
+        key = ("leak", leak.leak_id, str(int(math.log(max(leak.size, 1), 1.1))))
+        if key not in _PUBLISHED:
+            _PUBLISHED.add(key)
+            EVENT_BUS.publish(LeakDetected(leak))
+    for rec in recommendations:
+        key = ("rec", rec.rule, rec.target)
+        if key not in _PUBLISHED:
+            _PUBLISHED.add(key)
+            EVENT_BUS.publish(RecommendationGenerated(rec))
+
+
 def detect_leaks(profiler: "MemoryProfiler") -> list[MemoryLeak]:
     """Take an observation now and run the leak detector over every observation kept."""
     _observe_now(profiler)
-    return LEAK_DETECTOR.detect(OBSERVATIONS.items())
+    leaks = LEAK_DETECTOR.detect(OBSERVATIONS.items())
+    publish_findings(leaks, [])
+    return leaks
 
 
 def analyze_patterns(profiler: "MemoryProfiler") -> list[UsagePattern]:
@@ -77,7 +102,9 @@ def generate_recommendations(profiler: "MemoryProfiler") -> list[Recommendation]
     """Recommendations over the namespace, the leaks, the observations and the results."""
     leaks = detect_leaks(profiler)
     ctx = Context(namespace=_namespace(), observations=OBSERVATIONS.items(), leaks=leaks, results=profiler.results)
-    return RECOMMENDATION_ENGINE.recommend(ctx)
+    recs = RECOMMENDATION_ENGINE.recommend(ctx)
+    publish_findings([], recs)
+    return recs
 
 
 def analyze_result(profiler: "MemoryProfiler", result: ProfileResult) -> ProfileResult:
@@ -104,6 +131,7 @@ def analyze_result(profiler: "MemoryProfiler", result: ProfileResult) -> Profile
         patterns = PATTERN_ANALYZER.analyze(window, [result])
         ctx = Context(namespace=_touched(_namespace(), baseline), observations=window, leaks=leaks, results=[result])
         recs = RECOMMENDATION_ENGINE.recommend(ctx)
+        publish_findings(leaks, recs)
         return result.with_tables(leaks=leaks_frame(leaks), patterns=patterns_frame(patterns), recommendations=recommendations_frame(recs))
     except Exception:
         log.exception("cgmem_nb: the analysis of a session failed; the result has no analysis tables")

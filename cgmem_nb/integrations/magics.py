@@ -19,7 +19,7 @@ from IPython.display import display
 
 from ..errors import CgmemError
 from ..outputs.report import DEFAULT_TOP, Report
-from ..session.profiler import MEMORY_PROFILER
+from ..session.profiler import MEMORY_PROFILER, TracerChoice
 from .cell_runner import TopLevelAwaitError, run_cell_code
 
 # Options that take a value, for splitting `%memprofile OPTIONS STATEMENT`.
@@ -118,7 +118,7 @@ class CgmemMagics(Magics):
         try:
             if args.exact and args.sample:
                 raise _usage_error("--exact and --sample exclude each other: choose one tracer")
-            tracer = "exact" if args.exact else ("sampled" if args.sample else "auto")
+            tracer: TracerChoice = "exact" if args.exact else ("sampled" if args.sample else "auto")
             interval = args.sample if args.sample not in (None, "default") else None
             session = MEMORY_PROFILER.session(
                 args.label, depth=args.depth, limit=args.limit, guard=True if args.guard else None, tracer=tracer, interval=interval
