@@ -169,9 +169,8 @@ class Session:
             if guard is not None:
                 from .guard import guard_summary
 
-                self.result = ProfileResult(
-                    {**self.result.summary, **guard_summary(guard)},
-                    {n: self.result.table(n) for n in self.result.table_names},
+                self.result = ProfileResult._owning(
+                    {**self.result.summary, **guard_summary(guard)}, dict(self.result._tables)
                 )
         finally:
             self.profiler._finish(self, recording)

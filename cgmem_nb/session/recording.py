@@ -217,7 +217,7 @@ class Recording:
         build_s = time.perf_counter() - build_started
         summary = dict(result.summary)
         summary["report_s"] = round(build_s + self._snap_cost, 6)
-        return ProfileResult(summary, {n: result.table(n) for n in result.table_names})
+        return ProfileResult._owning(summary, dict(result._tables))
 
     # -- building the result ------------------------------------------------------------
     def _build(
@@ -370,4 +370,4 @@ class Recording:
             "threads": schema.make_frame("threads", threads),
             "timeline": schema.make_frame("timeline", timeline),
         }
-        return ProfileResult(summary, tables)
+        return ProfileResult._owning(summary, tables)

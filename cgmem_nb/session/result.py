@@ -60,9 +60,19 @@ class ProfileResult:
 
     def __init__(self, summary: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> None:
         self._summary: Mapping[str, Any] = MappingProxyType(dict(summary))
-        full = {name: make_frame(name) for name in TABLES}
+        full = {name: make_frame(name) for name in TABLES if name not in tables}
         full.update({name: frame.copy() for name, frame in tables.items()})
         self._tables: Mapping[str, pd.DataFrame] = MappingProxyType(full)
+
+    @classmethod
+    def _owning(cls, summary: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> "ProfileResult":
+        """A result that takes ``tables`` without copying them (for frames nobody else holds)."""
+        result = cls.__new__(cls)
+        result._summary = MappingProxyType(dict(summary))
+        full = {name: make_frame(name) for name in TABLES if name not in tables}
+        full.update(tables)
+        result._tables = MappingProxyType(full)
+        return result
 
     # -- figures -----------------------------------------------------------------
     @property
@@ -126,9 +136,9 @@ class ProfileResult:
 
     def with_tables(self, **tables: pd.DataFrame) -> "ProfileResult":
         """A new result with tables added or replaced (used by the analysis)."""
-        merged = dict(self._tables)
-        merged.update(tables)
-        return ProfileResult(self._summary, merged)
+        merged = dict(self._tables)  # frames of an immutable result: safe to share
+        merged.update({name: frame.copy() for name, frame in tables.items()})
+        return ProfileResult._owning(self._summary, merged)
 
     # -- equality and display ------------------------------------------------------
     def __eq__(self, other: object) -> bool:
