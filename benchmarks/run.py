@@ -1,7 +1,7 @@
 """Overhead of profiling, measured against an unprofiled run of the same workload.
 
 Usage:
-    .venv/bin/python benchmarks/run.py [--runs 5] [--modes none,exact,sampled] [--workloads a,b]
+    .venv/bin/python benchmarks/run.py [--runs 5] [--modes none,sampled,exact] [--workloads a,b]
 
 Each run is a separate process (so one run's memory never helps the next);
 modes are interleaved run by run; the table shows medians and the ratio of
@@ -82,7 +82,7 @@ def run_once(workload: str, mode: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--modes", default="none,exact")
+    parser.add_argument("--modes", default="none,sampled", help="comma-separated: none, sampled, exact")
     parser.add_argument("--workloads", default="pure_python,numpy_temporaries,pandas_strings,notebook_mix")
     parser.add_argument("--child", nargs=2, metavar=("WORKLOAD", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
