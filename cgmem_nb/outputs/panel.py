@@ -54,7 +54,7 @@ from ..errors import CgmemError
 from ..session.profiler import MEMORY_PROFILER, MemoryProfiler
 from ..session.result import ProfileResult
 from ..units import format_bytes
-from . import live_plots
+from . import plots
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -72,7 +72,7 @@ LEVEL_COLORS: dict[PressureLevel, str] = {
 PANEL_TEXT = "cgmem_nb live panel (ipywidgets: it moves in JupyterLab, Notebook 7 and VS Code)"
 _ITEMS_SHOWN = 8
 _NAN = float("nan")
-MB = live_plots.MB
+MB = plots.MB
 
 _bokehjs_loaded = False
 _bokehjs_lock = threading.Lock()
@@ -222,8 +222,8 @@ class LivePanel:
         self.cell_notes: list[str] = []
         self.final: ProfileResult | None = None
         self.closed = False
-        self._pending: dict[str, list[float]] = {name: [] for name in live_plots.TIMELINE_COLUMNS}
-        self._pending_gaps: dict[str, list[float]] = {name: [] for name in live_plots.GAP_COLUMNS}
+        self._pending: dict[str, list[float]] = {name: [] for name in plots.LIVE_TIMELINE_COLUMNS}
+        self._pending_gaps: dict[str, list[float]] = {name: [] for name in plots.GAP_COLUMNS}
         self._last_sample_wall: float | None = None
         self._last_hwm = probes.KERNEL_PEAK.read()
         self._last_redraw = float("-inf")
@@ -242,12 +242,12 @@ class LivePanel:
         from jupyter_bokeh import BokehModel
 
         traced_mb = self.traced_bytes / MB if self.traced_bytes is not None else _NAN
-        self.source = live_plots.timeline_source({"t": [0.0], "rss_mb": [rss / MB], "traced_mb": [traced_mb]})
-        self.gap_source = live_plots.gap_source()
-        self.figure, self.limit_span = live_plots.live_timeline_figure(
+        self.source = plots.timeline_source({"t": [0.0], "rss_mb": [rss / MB], "traced_mb": [traced_mb]})
+        self.gap_source = plots.gap_source()
+        self.figure, self.limit_span = plots.live_timeline_figure(
             self.source, self.gap_source, self.limit_bytes, limit_label=f"limit ({self.limit_source})"
         )
-        self._limit_in_range = live_plots.include_limit(self.figure, self.limit_bytes, rss)
+        self._limit_in_range = plots.include_limit(self.figure, self.limit_bytes, rss)
         self.status = widgets.HTML(value=self._status_html())
         self.status.add_class("cgmem-panel-status")
         self.leaks_html = widgets.HTML(value=_section_html("Leaks", self.leaks))
@@ -400,7 +400,7 @@ class LivePanel:
         self._limit_in_range = False
         if self.widget is not None:
             self.limit_span.location = limit / MB
-            self.figure.title = live_plots.limit_title(limit)
+            self.figure.title = plots.limit_title(limit)
 
     def _on_sample(self, sample: Sample) -> None:
         t = sample.timestamp - self._t0
@@ -451,8 +451,8 @@ class LivePanel:
         has_rows = bool(rows["t"])
         if not (has_rows or force or self._dirty_sections or gaps["t"]):
             return
-        self._pending = {name: [] for name in live_plots.TIMELINE_COLUMNS}
-        self._pending_gaps = {name: [] for name in live_plots.GAP_COLUMNS}
+        self._pending = {name: [] for name in plots.LIVE_TIMELINE_COLUMNS}
+        self._pending_gaps = {name: [] for name in plots.GAP_COLUMNS}
         self.redraws += 1
         if self.widget is None:
             self._dirty_sections = False
@@ -462,7 +462,7 @@ class LivePanel:
         if gaps["t"]:
             self.gap_source.stream(dict(gaps), rollover=self.rollover)
         if not self._limit_in_range:
-            self._limit_in_range = live_plots.include_limit(self.figure, self.limit_bytes, self.peak_bytes)
+            self._limit_in_range = plots.include_limit(self.figure, self.limit_bytes, self.peak_bytes)
         with self.status.hold_sync():
             self.status.value = self._status_html()
         if self._dirty_sections:

@@ -9,19 +9,35 @@ Units: times are milliseconds since the epoch (Bokeh's datetime axis), sizes are
 megabytes (10^6 bytes) in the plotted columns, with the exact bytes kept in
 ``*_bytes`` columns for hover tools and tables.
 
-Bokeh is imported here, so import this module only where Bokeh is wanted.
+Bokeh is imported inside the builders, so importing this module is cheap and
+works where Bokeh is not installed (the live panel then falls back to the
+static report).
+
+Two families: the dashboard's charts (datetime x axis, ``timeline_figure`` and
+friends) and the live panel's chart (seconds since the panel started,
+``live_timeline_figure`` with ``timeline_source`` / ``gap_source``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool
-from bokeh.models.widgets.tables import DataTable, NumberFormatter, TableColumn
-from bokeh.plotting import figure
+if TYPE_CHECKING:
+    from bokeh.models import ColumnDataSource
+    from bokeh.models.annotations import Span
+    from bokeh.models.widgets.tables import DataTable
+    from bokeh.plotting import figure as Figure
 
 __all__ = [
+    "GAP_COLUMNS",
+    "LIMIT_COLOR",
+    "LIVE_TIMELINE_COLUMNS",
     "MB",
+    "gap_source",
+    "include_limit",
+    "limit_title",
+    "live_timeline_figure",
+    "timeline_source",
     "TIMELINE_COLUMNS",
     "category_figure",
     "cell_markers",
@@ -42,6 +58,8 @@ _TOOLS = "pan,xwheel_zoom,box_zoom,reset,save"
 
 
 def _figure(title: str, *, height: int, x_datetime: bool = True, **kwargs: Any) -> Any:
+    from bokeh.plotting import figure
+
     fig = figure(
         title=title,
         height=height,
@@ -67,6 +85,8 @@ def timeline_figure(*, height: int = 260, title: str = "Memory over time (MB)") 
     Source columns: :data:`TIMELINE_COLUMNS` (``t`` in ms since the epoch, ``*_mb``
     plotted, ``*_bytes`` exact). Add cell boundaries with :func:`cell_markers`.
     """
+    from bokeh.models import ColumnDataSource, HoverTool
+
     source = ColumnDataSource({name: [] for name in TIMELINE_COLUMNS})
     fig = _figure(title, height=height)
     fig.line("t", "rss_mb", source=source, legend_label="RSS", line_width=2, color="#1f77b4")
@@ -94,6 +114,8 @@ def cell_markers(fig: Any) -> ColumnDataSource:
     ``kind`` (``"start"`` or ``"end"``), ``color``. The marks span the plot without
     changing its y range.
     """
+    from bokeh.models import ColumnDataSource
+
     source = ColumnDataSource({"t": [], "label": [], "kind": [], "color": []})
     fig.vspan(x="t", source=source, line_color="color", line_alpha=0.5, line_width=1)
     return source
@@ -104,6 +126,8 @@ def rate_figure(*, height: int = 200, title: str = "Allocation / deallocation ra
 
     Source columns: ``t``, ``alloc_mb_s``, ``dealloc_mb_s``.
     """
+    from bokeh.models import ColumnDataSource
+
     source = ColumnDataSource({"t": [], "alloc_mb_s": [], "dealloc_mb_s": []})
     fig = _figure(title, height=height)
     fig.line("t", "alloc_mb_s", source=source, legend_label="allocation", color="#ff7f0e", line_width=2)
@@ -120,6 +144,9 @@ def category_figure(*, height: int = 240, title: str = "Memory by category (MB)"
     comes from, e.g. ``last_session`` or ``tracked``). Set ``fig.y_range.factors``
     to the categories when the data changes.
     """
+    from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+    from bokeh.plotting import figure
+
     source = ColumnDataSource({"category": [], "mb": [], "bytes": [], "source": []})
     fig: Any = figure(
         title=title,
@@ -139,6 +166,8 @@ def category_figure(*, height: int = 240, title: str = "Memory by category (MB)"
 
 def category_table(source: ColumnDataSource, *, height: int = 180) -> DataTable:
     """A table view of a :func:`category_figure` source."""
+    from bokeh.models.widgets.tables import DataTable, NumberFormatter, TableColumn
+
     return DataTable(
         source=source,
         columns=[
@@ -157,6 +186,8 @@ def leak_timeline_figure(*, height: int = 200, title: str = "Leaks over time (MB
 
     Source columns: ``t``, ``mb``, ``bytes``, ``label`` (what holds the memory), ``impact``.
     """
+    from bokeh.models import ColumnDataSource, HoverTool
+
     source = ColumnDataSource({"t": [], "mb": [], "bytes": [], "label": [], "impact": []})
     fig = _figure(title, height=height)
     fig.scatter("t", "mb", source=source, size=9, color="#d62728", alpha=0.7)
@@ -166,6 +197,9 @@ def leak_timeline_figure(*, height: int = 200, title: str = "Leaks over time (MB
 
 def findings_table(columns: list[str], *, height: int = 200) -> tuple[DataTable, ColumnDataSource]:
     """A table of findings (leaks, recommendations) with the given columns, all as text."""
+    from bokeh.models import ColumnDataSource
+    from bokeh.models.widgets.tables import DataTable, TableColumn
+
     source = ColumnDataSource({c: [] for c in columns})
     table = DataTable(
         source=source,
@@ -175,3 +209,105 @@ def findings_table(columns: list[str], *, height: int = 200) -> tuple[DataTable,
         index_position=None,
     )
     return table, source
+
+
+# -- the live panel's chart: x in seconds since the panel started ----------------------------
+
+#: Columns of the live timeline source: seconds, RSS in MB, traced heap in MB (NaN: none).
+LIVE_TIMELINE_COLUMNS = ("t", "rss_mb", "traced_mb")
+#: Columns of the gap source: gap start / end / middle (s) and the RSS drawn for it (MB).
+GAP_COLUMNS = ("t0", "t1", "t", "rss_mb")
+RSS_COLOR = "#1f77b4"
+TRACED_COLOR = "#ff7f0e"
+LIMIT_COLOR = "#d62728"
+GAP_COLOR = "#7f7f7f"
+
+#: Name of the timeline ColumnDataSource (the browser tests find it by name).
+TIMELINE_SOURCE_NAME = "cgmem_live_timeline"
+GAP_SOURCE_NAME = "cgmem_live_gaps"
+
+
+def timeline_source(seed: Mapping[str, Sequence[float]] | None = None) -> ColumnDataSource:
+    """A ColumnDataSource with :data:`LIVE_TIMELINE_COLUMNS`, seeded with ``seed``.
+
+    Seed at least one row: a source that starts empty makes BokehJS log
+    "could not set initial ranges".
+    """
+    from bokeh.models import ColumnDataSource
+
+    data = {name: list((seed or {}).get(name, ())) for name in LIVE_TIMELINE_COLUMNS}
+    return ColumnDataSource(data=data, name=TIMELINE_SOURCE_NAME)
+
+
+def gap_source() -> ColumnDataSource:
+    """An empty ColumnDataSource with :data:`GAP_COLUMNS` (gaps are rare; its glyphs do not set ranges)."""
+    from bokeh.models import ColumnDataSource
+
+    return ColumnDataSource(data={name: [] for name in GAP_COLUMNS}, name=GAP_SOURCE_NAME)
+
+
+def live_timeline_figure(
+    source: ColumnDataSource,
+    gaps: ColumnDataSource,
+    limit_bytes: int,
+    *,
+    limit_label: str = "limit",
+    width: int = 640,
+    height: int = 280,
+) -> tuple[Figure, Span]:
+    """The live chart: RSS and traced heap against time, the limit as a dashed line.
+
+    Gaps (seconds without samples, e.g. while a C call held the GIL) are drawn
+    as grey dashed segments at the RSS filled in for them, with a triangle at
+    their middle. Returns the figure and the limit ``Span`` (move it with
+    ``span.location = new_limit_mb`` if the limit changes).
+    """
+    from bokeh.models import DataRange1d, HoverTool
+    from bokeh.models.annotations import Span
+    from bokeh.plotting import figure
+
+    y_range = DataRange1d(start=0, range_padding=0.1)
+    fig = figure(
+        width=width,
+        height=height,
+        x_axis_label="seconds",
+        y_axis_label="MB",
+        y_range=y_range,
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+        toolbar_location="right",
+    )
+    rss = fig.line("t", "rss_mb", source=source, color=RSS_COLOR, line_width=2, legend_label="RSS")
+    traced = fig.line("t", "traced_mb", source=source, color=TRACED_COLOR, line_width=2, legend_label="traced heap")
+    fig.segment("t0", "rss_mb", "t1", "rss_mb", source=gaps, color=GAP_COLOR, line_dash="dashed", line_width=2)
+    fig.scatter(
+        "t", "rss_mb", source=gaps, marker="inverted_triangle", size=10, color=GAP_COLOR,
+        legend_label="gap without samples: kernel peak",
+    )
+    y_range.renderers = [rss, traced]
+    span = Span(location=limit_bytes / MB, dimension="width", line_color=LIMIT_COLOR, line_dash="dashed", line_width=2)
+    fig.add_layout(span)
+    fig.title = limit_title(limit_bytes, limit_label)
+    legend = fig.legend[0]
+    legend.click_policy = "hide"
+    legend.label_text_font_size = "11px"
+    fig.add_layout(legend, "below")  # outside the plot area: never covers the lines
+    legend.orientation = "horizontal"
+    fig.add_tools(HoverTool(renderers=[rss, traced], tooltips=[("t", "@t{0.0} s"), ("RSS", "@rss_mb{0,0.0} MB"), ("traced", "@traced_mb{0,0.0} MB")]))
+    return fig, span
+
+
+def limit_title(limit_bytes: int, limit_label: str = "limit") -> str:
+    """The chart title naming the limit (it may be off-scale)."""
+    return f"{limit_label}: {limit_bytes / MB:,.0f} MB (red dashed line)"
+
+
+def include_limit(fig: Any, limit_bytes: int, peak_bytes: int, factor: float = 1.5) -> bool:
+    """Stretch the y axis to show the limit once usage comes within ``factor`` of it; True if stretched.
+
+    A limit far above the data (say 24 GB of RAM against 300 MB used) would flatten
+    the lines, so it stays off-scale (the title names it) until it matters.
+    """
+    if limit_bytes <= 0 or peak_bytes * factor < limit_bytes:
+        return False
+    fig.y_range.end = limit_bytes / MB * 1.05
+    return True
