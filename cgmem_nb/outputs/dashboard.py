@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from urllib.parse import quote
 
 from ..errors import CgmemError
+from ..session.result import json_value
 from . import export
 
 if TYPE_CHECKING:
@@ -844,7 +845,7 @@ def _handlers(dash: MemoryDashboard) -> list[tuple[str, Any, dict[str, Any]]]:
         async def get(self) -> None:
             data = await off_loop(dash.metrics_json)
             self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(data, allow_nan=False, default=export._json_default))
+            self.finish(json.dumps(data, allow_nan=False, default=json_value))
 
     class ExportJSON(_Base):
         async def get(self) -> None:

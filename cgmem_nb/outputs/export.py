@@ -23,10 +23,8 @@ exactly with::
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -36,7 +34,7 @@ import pandas as pd
 
 from .. import schema
 from ..errors import CgmemError, ResultFormatError
-from ..session.result import ProfileResult, write_atomically
+from ..session.result import ProfileResult, json_value, table_from_dict, table_to_dict, write_atomically
 
 if TYPE_CHECKING:
     from ..session.profiler import MemoryMetrics, MemoryProfiler
@@ -142,7 +140,7 @@ def write_tables_csv(
         manifest["tables"][name] = {"file": path.name, "dtypes": {c: str(t) for c, t in frame.dtypes.items()}}
     if extra:
         manifest.update(extra)
-    write_atomically(target / _MANIFEST, json.dumps(manifest, indent=1, allow_nan=False, default=_json_default))
+    write_atomically(target / _MANIFEST, json.dumps(manifest, indent=1, allow_nan=False, default=json_value))
     return paths
 
 
@@ -175,22 +173,6 @@ def read_result_csv(directory: str | os.PathLike[str]) -> ProfileResult:
 
 
 # -- the profiler's state ----------------------------------------------------------------------
-def _json_default(value: Any) -> Any:
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if hasattr(value, "value") and hasattr(value, "name"):  # enums
-        return value.value
-    if isinstance(value, Mapping):
-        return dict(value)
-    return str(value)
-
-
 def metrics_dict(profiler: MemoryProfiler, metrics: MemoryMetrics | None = None) -> dict[str, Any]:
     """The profiler's current figures as a JSON-safe dict (``/api/metrics.json``)."""
     m = metrics if metrics is not None else profiler.get_metrics()
@@ -292,21 +274,14 @@ def profiler_dict(profiler: MemoryProfiler) -> dict[str, Any]:
     return {
         "format": _PROFILER_FORMAT,
         "version": _VERSION,
-        "tables": {
-            name: {
-                "columns": list(frame.columns),
-                "dtypes": {c: str(t) for c, t in frame.dtypes.items()},
-                "data": [[_json_default(v) if not isinstance(v, (str, int, bool)) else v for v in row] for row in frame.itertuples(index=False, name=None)],
-            }
-            for name, frame in tables.items()
-        },
+        "tables": {name: table_to_dict(frame) for name, frame in tables.items()},
         "results": [r.to_dict() for r in profiler.results],
     }
 
 
 def profiler_json(profiler: MemoryProfiler, path: str | os.PathLike[str] | None = None, *, indent: int | None = None) -> str:
     """The profiler's state as JSON text; also written atomically to ``path`` when given."""
-    text = json.dumps(profiler_dict(profiler), indent=indent, allow_nan=False, default=_json_default)
+    text = json.dumps(profiler_dict(profiler), indent=indent, allow_nan=False, default=json_value)
     if path is not None:
         write_atomically(path, text)
     return text
@@ -317,11 +292,7 @@ def tables_from_json(text: str) -> dict[str, pd.DataFrame]:
     data = json.loads(text)
     if data.get("format") != _PROFILER_FORMAT:
         raise ResultFormatError(f"not a cgmem_nb profiler export (format={data.get('format')!r})")
-    out = {}
-    for name, spec in data["tables"].items():
-        frame = pd.DataFrame(spec["data"], columns=spec["columns"])
-        out[name] = frame.astype(spec["dtypes"]) if len(spec["columns"]) else frame
-    return out
+    return {name: table_from_dict(spec) for name, spec in data["tables"].items()}
 
 
 def profiler_csv(profiler: MemoryProfiler, directory: str | os.PathLike[str]) -> dict[str, Path]:

@@ -8,6 +8,7 @@ properties hand out copies, so a result never changes after it is made.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -25,15 +26,40 @@ _FORMAT = "cgmem_nb.ProfileResult"
 _VERSION = 1
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-safe copy of a cell value (pandas NA becomes None)."""
+def json_value(value: Any) -> Any:
+    """A JSON-safe form of a table cell or summary value: pandas NA and NaN become
+    None, numpy scalars Python ones, dataclasses dicts, enums their value; what is
+    already JSON-safe is returned as is, anything else as text."""
     if value is None or value is pd.NA:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+    if isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    if hasattr(value, "item"):
         return value.item()
-    return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if hasattr(value, "value") and hasattr(value, "name"):  # enums
+        return value.value
+    if isinstance(value, Mapping):
+        return dict(value)
+    return str(value)
+
+
+def table_to_dict(frame: pd.DataFrame) -> dict[str, Any]:
+    """A table as ``{"columns", "dtypes", "data"}`` (JSON-safe; :func:`table_from_dict` undoes it)."""
+    return {
+        "columns": list(frame.columns),
+        "dtypes": {c: str(t) for c, t in frame.dtypes.items()},
+        "data": [[json_value(v) for v in row] for row in frame.itertuples(index=False, name=None)],
+    }
+
+
+def table_from_dict(spec: Mapping[str, Any]) -> pd.DataFrame:
+    """The table saved by :func:`table_to_dict`, with its dtypes."""
+    frame = pd.DataFrame(spec["data"], columns=spec["columns"])
+    return frame.astype(spec["dtypes"]) if len(spec["columns"]) else frame
 
 
 def write_atomically(path: str | os.PathLike[str], text: str) -> None:
@@ -166,18 +192,12 @@ class ProfileResult:
     # -- serialization ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict holding everything in the result."""
-        tables = {}
-        for name, frame in self._tables.items():
-            tables[name] = {
-                "columns": list(frame.columns),
-                "dtypes": {c: str(t) for c, t in frame.dtypes.items()},
-                "data": [[_plain(v) for v in row] for row in frame.itertuples(index=False, name=None)],
-            }
+        tables = {name: table_to_dict(frame) for name, frame in self._tables.items()}
         return {"format": _FORMAT, "version": _VERSION, "summary": dict(self._summary), "tables": tables}
 
     def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int | None = None) -> str:
         """The result as JSON text; also written (atomically) to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_plain)
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=json_value)
         if path is not None:
             write_atomically(path, text)
         return text
@@ -207,10 +227,7 @@ class ProfileResult:
             )
         if data.get("version") != _VERSION:
             raise ResultFormatError(f"saved result version {data.get('version')!r} is not supported (expected {_VERSION})")
-        tables = {}
-        for name, spec in data.get("tables", {}).items():
-            frame = pd.DataFrame(spec["data"], columns=spec["columns"])
-            tables[name] = frame.astype(spec["dtypes"]) if len(spec["columns"]) else frame
+        tables = {name: table_from_dict(spec) for name, spec in data.get("tables", {}).items()}
         return cls(data.get("summary", {}), tables)
 
     @classmethod
