@@ -30,6 +30,18 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+#: Stack depths a tracer accepts.
+MAX_STACK_DEPTH = 100
+
+
+def check_depth(value: Any, *, what: str = "stack_trace_depth", error: type[Exception] = ConfigError) -> int:
+    """``value`` if it is a stack depth (a whole number from 1 to 100); else ``error``
+    naming ``what``, the value and the accepted range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STACK_DEPTH:
+        raise error(f"{what}={value!r} is not accepted: give a whole number of frames from 1 to {MAX_STACK_DEPTH}")
+    return value
+
+
 def _seconds(name: str, value: Any) -> float:
     if isinstance(value, timedelta):
         value = value.total_seconds()
@@ -80,9 +92,7 @@ class ProfilerConfig:
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise ConfigError(f"{name}={value!r} is not accepted: give True or False")
-        depth = self.stack_trace_depth
-        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 100:
-            raise ConfigError(f"stack_trace_depth={depth!r} is not accepted: give a whole number from 1 to 100")
+        check_depth(self.stack_trace_depth)
         object.__setattr__(self, "leak_detection_interval", _seconds("leak_detection_interval", self.leak_detection_interval))
         object.__setattr__(self, "history_retention", _seconds("history_retention", self.history_retention))
         object.__setattr__(self, "sample_interval", _seconds("sample_interval", self.sample_interval))

@@ -40,6 +40,7 @@ from types import ModuleType
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..config import check_depth
 from ..errors import TracerError
 from ..units import parse_size
 from .tracers import Frame, PeakFolder, StackStat, TraceSnapshot
@@ -257,8 +258,7 @@ class SampledTracer:
         data buffers are sampled once numpy is imported (now or later); the tracer
         never imports numpy itself.
         """
-        if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 100:
-            raise TracerError(f"stack depth {depth!r} is out of range: give 1 to 100 frames")
+        check_depth(depth, what="depth", error=TracerError)
         with self._lock:
             if self._users == 0:
                 self._stack_cache.clear()

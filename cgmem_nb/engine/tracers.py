@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Callable, Protocol, runtime_checkable
 
+from ..config import check_depth
 from ..errors import TracerError
 
 #: A frame as tracers report it: (filename, line number).
@@ -190,8 +191,7 @@ class ExactTracer:
         self.peaks = PeakFolder(lambda: tracemalloc.get_traced_memory()[1], tracemalloc.reset_peak)
 
     def start(self, depth: int) -> None:
-        if not 1 <= depth <= 100:
-            raise TracerError(f"stack depth {depth!r} is out of range: give 1 to 100 frames")
+        check_depth(depth, what="depth", error=TracerError)
         with self._lock:
             if self._users == 0:
                 if tracemalloc.is_tracing():

@@ -25,7 +25,7 @@ from types import CodeType, MappingProxyType
 from typing import Any, Callable, Iterator, Literal, Mapping, TypeVar
 
 from ..categories import CATEGORY_RULES, AllocationType
-from ..config import ProfilerConfig
+from ..config import ProfilerConfig, check_depth
 from ..engine import probes
 from ..engine.events import EVENT_BUS, EventCallback, EventReceiver, ProfilerEvent, SessionFinished, SessionStarted
 from ..engine.events import Subscription as EventSubscription
@@ -110,8 +110,8 @@ class Session:
     ) -> None:
         if tracer not in ("auto", "exact", "sampled"):
             raise ConfigError(f"tracer={tracer!r} is not accepted: use 'auto', 'exact' or 'sampled'")
-        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 100):
-            raise ConfigError(f"depth={depth!r} is not accepted: give a whole number from 1 to 100")
+        if depth is not None:
+            check_depth(depth, what="depth")
         self.profiler = profiler
         self.label = label
         self.tracer_choice: TracerChoice = tracer
