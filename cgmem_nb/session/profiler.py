@@ -353,16 +353,15 @@ class MemoryProfiler:
             return EXACT_TRACER, note
         tracer = tracers[want]
         if want == "sampled":
-            from ..engine import sampled
+            from ..engine.sampled import DEFAULT_INTERVAL_BYTES, SampledTracer, interval_for_rate
 
+            assert isinstance(tracer, SampledTracer)
             if interval is None:
-                interval = sampled.interval_for_rate(rate) if rate is not None and rate < 1.0 else sampled.DEFAULT_INTERVAL_BYTES
-            sampler = tracer  # the sampled tracer has an adjustable interval
-            current = getattr(sampler, "interval", None)
-            if current != interval:
+                interval = interval_for_rate(rate) if rate is not None and rate < 1.0 else DEFAULT_INTERVAL_BYTES
+            if tracer.interval != interval:
                 if tracer.is_running():
-                    return tracer, f"the sampled tracer was already running with a {current}-byte interval; this session shares it"
-                getattr(sampler, "set_interval")(interval)
+                    return tracer, f"the sampled tracer was already running with a {tracer.interval}-byte interval; this session shares it"
+                tracer.set_interval(interval)
         return tracer, None
 
     def _start_recording(self, session: Session) -> Recording:
