@@ -7,12 +7,22 @@
         work()
     s.result.lines
 
-Importing this package is cheap: IPython, widgets and Bokeh load only when used.
+Importing this package is cheap: pandas, IPython, widgets and Bokeh load only
+when used. This module is also where the layers are wired together: it installs
+the facade (:mod:`cgmem_nb.facade`) that serves the profiler's analysis, export
+and display calls (see :mod:`cgmem_nb.session.hooks`).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
+
+from .categories import AllocationType
+from .config import ProfilerConfig
+from .errors import CgmemError, ConfigError, SessionError, SizeError
+from .session import hooks as _hooks
+from .units import format_bytes, parse_size
 
 __version__ = "0.1.0"
 
@@ -32,6 +42,7 @@ __all__ = [
     "Report",
     "SessionError",
     "SizeError",
+    "Summary",
     "TrackedCache",
     "UsagePattern",
     "format_bytes",
@@ -41,43 +52,39 @@ __all__ = [
     "variables",
 ]
 
-from .categories import AllocationType
-from .config import ProfilerConfig
-from .errors import CgmemError, ConfigError, SessionError, SizeError
-from .units import format_bytes, parse_size
-
 if TYPE_CHECKING:
-    from .analysis.model import Difficulty, LeakImpact, MemoryLeak, Recommendation, UsagePattern
     from .outputs.report import Report
+    from .schema import Difficulty, LeakImpact, MemoryLeak, Recommendation, Summary, UsagePattern
     from .session.cache import TrackedCache
+    from .session.history import history
     from .session.profiler import MEMORY_PROFILER, MemoryMetrics, MemoryProfiler
     from .session.result import ProfileResult
-    from .session.history import history
     from .session.variables import variables
 
-# Loaded on first use, so that `import cgmem_nb` (and the pytest plugin, which every
-# pytest run imports) does not pay for pandas until a session or a result is needed.
-_LAZY = {
+_SCHEMA = "cgmem_nb.schema"
+
+# Public names loaded on first use: `import cgmem_nb` (and the pytest plugin, which every
+# pytest run imports) does not pay for pandas, IPython or Bokeh until they are needed.
+_LAZY: dict[str, tuple[str, str]] = {
     "MEMORY_PROFILER": ("cgmem_nb.session.profiler", "MEMORY_PROFILER"),
     "MemoryMetrics": ("cgmem_nb.session.profiler", "MemoryMetrics"),
     "MemoryProfiler": ("cgmem_nb.session.profiler", "MemoryProfiler"),
     "ProfileResult": ("cgmem_nb.session.result", "ProfileResult"),
-    "Report": ("cgmem_nb.outputs.report", "Report"),
     "TrackedCache": ("cgmem_nb.session.cache", "TrackedCache"),
     "history": ("cgmem_nb.session.history", "history"),
-    "Difficulty": ("cgmem_nb.analysis.model", "Difficulty"),
-    "LeakImpact": ("cgmem_nb.analysis.model", "LeakImpact"),
-    "MemoryLeak": ("cgmem_nb.analysis.model", "MemoryLeak"),
-    "Recommendation": ("cgmem_nb.analysis.model", "Recommendation"),
-    "UsagePattern": ("cgmem_nb.analysis.model", "UsagePattern"),
     "variables": ("cgmem_nb.session.variables", "variables"),
+    "Summary": (_SCHEMA, "Summary"),
+    "Difficulty": (_SCHEMA, "Difficulty"),
+    "LeakImpact": (_SCHEMA, "LeakImpact"),
+    "MemoryLeak": (_SCHEMA, "MemoryLeak"),
+    "Recommendation": (_SCHEMA, "Recommendation"),
+    "UsagePattern": (_SCHEMA, "UsagePattern"),
+    "Report": ("cgmem_nb.outputs.report", "Report"),
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         module, attr = _LAZY[name]
         value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
@@ -94,3 +101,14 @@ def load_ipython_extension(ipython: Any) -> None:
     from .integrations.extension import load_ipython_extension as load
 
     load(ipython)
+
+
+def _load_facade() -> _hooks.Facade:
+    from .facade import FACADE
+
+    return FACADE
+
+
+# The composition root: the profiler's analysis, export and display calls are served by
+# the top-level facade, imported the first time one of them is made.
+_hooks.install_facade(_load_facade)

@@ -46,8 +46,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
+from ..schema import LeakImpact, MemoryLeak
 from ..session.holders import HolderReading, Observation
-from .model import LeakImpact, MemoryLeak
 
 MB = 1000**2
 
@@ -311,5 +311,8 @@ class LeakDetector:
         self._known.clear()
 
 
-__all__ = ["DEFAULT_RULES", "Finding", "LeakDetector", "LeakImpact", "LeakRule", "LeakSettings", "MemoryLeak",
-           "growing_holder", "outlived_scope", "unreachable_heap"]
+#: The process-wide leak detector (keeps leak history across calls).
+LEAK_DETECTOR = LeakDetector()
+
+__all__ = ["DEFAULT_RULES", "LEAK_DETECTOR", "Finding", "LeakDetector", "LeakImpact", "LeakRule", "LeakSettings",
+           "MemoryLeak", "growing_holder", "outlived_scope", "unreachable_heap"]

@@ -8,12 +8,12 @@ where one can be found), in decimal units (``"73.4 MB"``).
 
 from __future__ import annotations
 
-import functools
 import importlib
 import sys
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from ..session.namespace import is_lru_cache
 from ..session.result import ProfileResult
 from ..units import format_bytes
 
@@ -47,7 +47,7 @@ def _describe_lines(result: ProfileResult, column: str, top: int) -> str:
 
 def limit_message(name: str, limit: int, result: ProfileResult, *, top: int = TOP_LINES) -> str | None:
     """The failure message when ``result`` peaked above ``limit`` bytes, else None."""
-    peak = int(result.summary.get("peak_bytes") or 0)
+    peak = result.summary.peak_bytes
     if peak <= limit:
         return None
     return (
@@ -61,9 +61,8 @@ def limit_message(name: str, limit: int, result: ProfileResult, *, top: int = TO
 
 def _measure(value: Any) -> int | None:
     """A growth measure for containers and caches, None for anything else."""
-    info = getattr(value, "cache_info", None)
-    if callable(info) and isinstance(value, functools._lru_cache_wrapper):
-        return int(info().currsize)
+    if is_lru_cache(value):
+        return int(value.cache_info().currsize)
     if isinstance(value, (list, dict, set, bytearray)) or type(value).__name__ in {"deque", "OrderedDict", "defaultdict"}:
         try:
             return len(value)
@@ -156,10 +155,10 @@ def summarize(results: Sequence[ProfileResult]) -> dict[str, Any]:
     """Figures of one test for the summary table and the JSON file."""
     s = results[-1].summary
     return {
-        "peak_bytes": int(s.get("peak_bytes") or 0),
-        "retained_bytes": int(s.get("retained_bytes") or 0),
-        "allocated_bytes": int(s.get("allocated_bytes") or 0),
-        "rss_peak_bytes": int(s.get("rss_peak_bytes") or 0),
-        "duration_s": float(s.get("duration_s") or 0.0),
-        "tracer": str(s.get("tracer")),
+        "peak_bytes": s.peak_bytes,
+        "retained_bytes": s.retained_bytes,
+        "allocated_bytes": s.allocated_bytes,
+        "rss_peak_bytes": s.rss_peak_bytes,
+        "duration_s": s.duration_s,
+        "tracer": s.tracer,
     }

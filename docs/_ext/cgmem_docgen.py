@@ -90,10 +90,16 @@ def magics_markdown() -> str:
 # -- API -----------------------------------------------------------------------------------
 
 _EXTRA_API = [
-    ("cgmem_nb.session.profiler", "Session"),
-    ("cgmem_nb.session.profiler", "CategoryScope"),
+    ("cgmem_nb.session.session", "Session"),
+    ("cgmem_nb.session.scope", "CategoryScope"),
+    ("cgmem_nb.session.runner", "run_in_session"),
+    ("cgmem_nb.schema", "GuardReport"),
+    ("cgmem_nb.schema", "GuardLine"),
     ("cgmem_nb.schema", "make_frame"),
     ("cgmem_nb.schema", "schema_markdown"),
+    ("cgmem_nb.outputs.feed", "LiveFeed"),
+    ("cgmem_nb.outputs.charts", "ChartSpec"),
+    ("cgmem_nb.outputs.charts", "ChartContext"),
     ("cgmem_nb.integrations.cli", "main"),
     ("cgmem_nb.integrations.memgates", "limit_message"),
     ("cgmem_nb.integrations.memgates", "leak_message"),
@@ -112,6 +118,8 @@ def _defining_module(name: str) -> str:
 
 
 def _directive(qualname: str, obj: Any) -> list[str]:
+    if inspect.ismodule(obj):
+        return [f".. automodule:: {obj.__name__}", "   :members:", ""]
     if inspect.isclass(obj) and issubclass(obj, BaseException):
         return [f".. autoexception:: {qualname}", "   :show-inheritance:", ""]
     if inspect.isclass(obj):

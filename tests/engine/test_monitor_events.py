@@ -118,8 +118,8 @@ def test_sessions_publish_started_and_finished_with_the_result_summary() -> None
     assert isinstance(started, SessionStarted) and isinstance(finished, SessionFinished)
     assert started.session_id == finished.session_id == s.session_id
     assert finished.label == "events-test"
-    assert s.result is not None and finished.summary["peak_bytes"] == s.result.summary["peak_bytes"]
-    assert finished.summary["peak_bytes"] >= 20 * MB
+    assert s.result is not None and finished.summary.peak_bytes == s.result.summary.peak_bytes
+    assert finished.summary.peak_bytes >= 20 * MB
 
 
 def test_pressure_is_published_once_per_crossing_with_hysteresis(small_limit: Callable[[int], None]) -> None:
@@ -155,3 +155,14 @@ def test_pressure_is_published_once_per_crossing_with_hysteresis(small_limit: Ca
     ]
     assert all(p.limit == limit for p in pressures)
     assert pressures[0].fraction >= 0.70 and pressures[1].fraction >= 0.85 and pressures[2].fraction < 0.68
+
+
+def test_every_sample_carries_the_limit_and_the_level_in_force(small_limit: Callable[[int], None]) -> None:
+    base = probes.rss()
+    small_limit(int(base / 0.75))  # RSS at 75% of the limit: MEDIUM
+    with MEMORY_PROFILER.start_monitoring() as receiver:
+        seen: list[ProfilerEvent] = []
+        _wait_for_sample(receiver, seen, lambda r: r > 0)
+    sample = next(e for e in seen if isinstance(e, Sample))
+    assert sample.limit_bytes == MEMORY_PROFILER.memory_limit().bytes
+    assert sample.level is PressureLevel.MEDIUM

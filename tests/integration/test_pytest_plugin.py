@@ -141,8 +141,8 @@ def test_memprofile_fixture_gives_a_result_to_assert_on(pytester: pytest.Pyteste
             tmp = bytes(20 * MB)
             del tmp
             result = memprofile.stop()
-            assert abs(result.summary["peak_bytes"] - 50 * MB) < 2.5 * MB
-            assert abs(result.summary["retained_bytes"] - 30 * MB) < 1.5 * MB
+            assert abs(result.summary.peak_bytes - 50 * MB) < 2.5 * MB
+            assert abs(result.summary.retained_bytes - 30 * MB) < 1.5 * MB
             assert result.lines.iloc[0].code == "kept = bytes(30 * MB)"
 
         def test_unstopped_session_ends_at_teardown(memprofile):

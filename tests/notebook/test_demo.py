@@ -23,3 +23,4 @@ def test_demo_writes_notebook_and_html_and_prints_the_summary(tmp_path: Path) ->
     rows = {line.split()[0]: float(line.split()[1]) for line in proc.stdout.splitlines() if line.endswith(tuple("0123456789")) and "_bytes" in line}
     # The quickstart's cell: a 200 MB temporary and 50 MB kept.
     assert abs(rows["peak_bytes"] - 250) <= 13 and abs(rows["retained_bytes"] - 50) <= 3, proc.stdout
+

@@ -10,9 +10,9 @@ import pytest
 
 from cgmem_nb import MEMORY_PROFILER
 from cgmem_nb.analysis import LeakDetector, LeakImpact, LeakSettings, PatternAnalyzer, RecommendationEngine
-from cgmem_nb.analysis.model import leaks_frame, patterns_frame
-from cgmem_nb.analysis.recommend import Context, Draft, category_savings, smallest_int_dtype
-from cgmem_nb.analysis.model import Difficulty
+from cgmem_nb.analysis.recommend import Context, Draft
+from cgmem_nb.analysis.savings import category_savings, smallest_int_dtype
+from cgmem_nb.schema import Difficulty, leaks_frame, patterns_frame
 from cgmem_nb.session.holders import HolderReading, Observation
 from cgmem_nb.sizing import deep_size, measure
 

@@ -83,3 +83,4 @@ def test_monitor_survives_a_failing_subscriber() -> None:
         assert good.wait(5)
         assert monitor.running
     assert not monitor.running
+
