@@ -45,6 +45,7 @@ __all__ = [
     "Summary",
     "TrackedCache",
     "UsagePattern",
+    "export",
     "format_bytes",
     "history",
     "load_ipython_extension",
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .outputs import export
     from .outputs.report import Report
     from .schema import Difficulty, LeakImpact, MemoryLeak, Recommendation, Summary, UsagePattern
     from .session.cache import TrackedCache
@@ -65,7 +67,8 @@ _SCHEMA = "cgmem_nb.schema"
 
 # Public names loaded on first use: `import cgmem_nb` (and the pytest plugin, which every
 # pytest run imports) does not pay for pandas, IPython or Bokeh until they are needed.
-_LAZY: dict[str, tuple[str, str]] = {
+# A name mapped to None is the module itself.
+_LAZY: dict[str, tuple[str, str | None]] = {
     "MEMORY_PROFILER": ("cgmem_nb.session.profiler", "MEMORY_PROFILER"),
     "MemoryMetrics": ("cgmem_nb.session.profiler", "MemoryMetrics"),
     "MemoryProfiler": ("cgmem_nb.session.profiler", "MemoryProfiler"),
@@ -80,13 +83,15 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Recommendation": (_SCHEMA, "Recommendation"),
     "UsagePattern": (_SCHEMA, "UsagePattern"),
     "Report": ("cgmem_nb.outputs.report", "Report"),
+    "export": ("cgmem_nb.outputs.export", None),
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
+        loaded = importlib.import_module(module)
+        value = loaded if attr is None else getattr(loaded, attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'cgmem_nb' has no attribute {name!r}")
