@@ -29,7 +29,7 @@ from ..schema import (
     patterns_frame,
     recommendations_frame,
 )
-from .leaks import LEAK_DETECTOR, LeakDetector, LeakSettings
+from .leaks import LEAK_DETECTOR, LeakDetector, LeakSettings, describe_holders
 from .patterns import PATTERN_ANALYZER, PatternAnalyzer
 from .recommend import RECOMMENDATION_ENGINE, Context, Draft, RecommendationEngine
 from .session import SessionFindings, analyze_session, touched_variables
@@ -51,6 +51,7 @@ __all__ = [
     "SessionFindings",
     "UsagePattern",
     "analyze_session",
+    "describe_holders",
     "leaks_frame",
     "patterns_frame",
     "recommendations_frame",

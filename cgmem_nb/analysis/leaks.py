@@ -48,6 +48,7 @@ from typing import Callable, Sequence
 
 from ..schema import LeakImpact, MemoryLeak
 from ..session.holders import HolderReading, Observation
+from ..units import format_bytes
 
 MB = 1000**2
 
@@ -311,8 +312,19 @@ class LeakDetector:
         self._known.clear()
 
 
+def describe_holders(leaks: Sequence[MemoryLeak]) -> list[str]:
+    """What holds each unresolved leak, for a one-line message: ``"helpers.REGISTRY (module, 15.0 MB, +10.0 MB)"``."""
+    out = []
+    for leak in leaks:
+        if leak.status == "resolved":
+            continue
+        growth = f", +{format_bytes(leak.growth)}" if leak.growth else ""
+        out.append(f"{leak.holder} ({leak.holder_kind}, {format_bytes(leak.size)}{growth})")
+    return out
+
+
 #: The process-wide leak detector (keeps leak history across calls).
 LEAK_DETECTOR = LeakDetector()
 
 __all__ = ["DEFAULT_RULES", "LEAK_DETECTOR", "Finding", "LeakDetector", "LeakImpact", "LeakRule", "LeakSettings",
-           "MemoryLeak", "growing_holder", "outlived_scope", "unreachable_heap"]
+           "MemoryLeak", "describe_holders", "growing_holder", "outlived_scope", "unreachable_heap"]

@@ -107,6 +107,8 @@ def _fail_with_report(item: pytest.Item, message: str, result: ProfileResult) ->
 
 
 def _leak_loop(func: Callable[..., Any], item: pytest.Item, spec: LeakSpec, tracer: TracerChoice) -> Callable[..., Any]:
+    from ..session.holders import observe_profiler
+    from ..session.profiler import MEMORY_PROFILER
     from .memgates import LeakVerdict, analysis_holders, grown_holders, holder_census, leak_message, module_namespaces
 
     def repeated(*args: Any, **kwargs: Any) -> Any:
@@ -116,6 +118,7 @@ def _leak_loop(func: Callable[..., Any], item: pytest.Item, spec: LeakSpec, trac
         gc.collect()
         namespaces = module_namespaces(func)
         before = holder_census(namespaces)
+        observations = [observe_profiler(MEMORY_PROFILER)]
         kept: list[int] = []
         results: list[ProfileResult] = []
 
@@ -128,8 +131,9 @@ def _leak_loop(func: Callable[..., Any], item: pytest.Item, spec: LeakSpec, trac
             session = _session(f"{item.name} [run {run}/{spec.runs}]", tracer)
             value = _run(session, run_once, lambda result, error: results.append(result))
             kept.append(_kept(results[-1]))
-        holders = grown_holders(before, holder_census(namespaces)) + analysis_holders(results[-1])
-        verdict = LeakVerdict(tuple(kept), spec.tolerance, tuple(holders))
+            observations.append(observe_profiler(MEMORY_PROFILER))
+        census = grown_holders(before, holder_census(namespaces))
+        verdict = LeakVerdict(tuple(kept), spec.tolerance, tuple(census + analysis_holders(observations, census)))
         message = leak_message(item.name, verdict, results[-1])
         if message is not None:
             _fail_with_report(item, message, results[-1])

@@ -86,23 +86,27 @@ class Observation:
     heap_releasable: int | None = None
 
 
-_modules_seen: tuple[int, list[types.ModuleType]] = (-1, [])
+# The user's modules found for the modules imported now, keyed by those modules' identities:
+# a count alone goes stale when one module is swapped for another (a test runner re-importing).
+_modules_seen: tuple[tuple[int, ...], list[types.ModuleType]] = ((), [])
 
 
 def _user_modules() -> list[types.ModuleType]:
     """The user's own imported modules (not the standard library, packages or cgmem_nb)."""
     global _modules_seen
-    if _modules_seen[0] == len(sys.modules):
+    items = list(sys.modules.items())
+    key = tuple(id(module) for _, module in items)
+    if _modules_seen[0] == key:
         return _modules_seen[1]
     found = []
-    for name, module in list(sys.modules.items()):
+    for name, module in items:
         if name == "__main__" or module is None:
             continue
         filename = getattr(module, "__file__", None)
         if not isinstance(filename, str) or notebook.is_library(filename) or notebook.is_own(filename):
             continue
         found.append(module)
-    _modules_seen = (len(sys.modules), found)
+    _modules_seen = (key, found)
     return found
 
 

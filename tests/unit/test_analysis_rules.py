@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from cgmem_nb import MEMORY_PROFILER
-from cgmem_nb.analysis import LeakDetector, LeakImpact, LeakSettings, PatternAnalyzer, RecommendationEngine
+from cgmem_nb.analysis import LeakDetector, LeakImpact, LeakSettings, PatternAnalyzer, RecommendationEngine, describe_holders
 from cgmem_nb.analysis.recommend import Context, Draft
 from cgmem_nb.analysis.savings import category_savings, smallest_int_dtype
 from cgmem_nb.schema import Difficulty, leaks_frame, patterns_frame
 from cgmem_nb.session.holders import HolderReading, Observation
 from cgmem_nb.sizing import deep_size, measure
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MB = 1000**2
 GB = 1000**3
@@ -148,6 +152,15 @@ def test_measure_counts_a_view_by_what_it_shows_and_reports_the_buffer_it_keeps(
     assert deep_size([base, base]) < 2 * base.nbytes  # shared object counted once
 
 
+def test_describe_holders_names_each_unresolved_leak_with_its_size_and_growth() -> None:
+    series = [obs(i, var("helpers.REGISTRY", (i + 1) * 5 * MB, kind="module")) for i in range(4)]
+    leaks = LeakDetector().detect(series)
+    assert describe_holders(leaks) == ["helpers.REGISTRY (module, 20.0 MB, +15.0 MB)"]
+    resolved = LeakDetector()
+    resolved.detect(series)
+    assert describe_holders(resolved.detect([*series, obs(9)])) == []
+
+
 def test_session_result_carries_leak_pattern_and_recommendation_tables() -> None:
     with MEMORY_PROFILER.session("analysis") as s:
         keep = [bytearray(1_000_000) for _ in range(3)]
@@ -158,3 +171,22 @@ def test_session_result_carries_leak_pattern_and_recommendation_tables() -> None
     assert int(result.patterns["peak_usage"].max()) >= 3 * MB  # the three 1 MB buffers
     assert type(result).from_json(result.to_json()) == result
     del keep
+
+
+def test_observations_follow_a_module_swapped_for_another(tmp_path: "Path", monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    from cgmem_nb.session.holders import observe
+
+    for name in ("swapped_a", "swapped_b"):
+        (tmp_path / f"{name}.py").write_text(f"STORE_{name[-1].upper()} = [bytes(10)] * 3\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("swapped_a")
+    assert "module:swapped_a.STORE_A" in observe(limit=GB).holders
+    # Same number of modules, another one: the holders must follow (a count alone would not see it).
+    del sys.modules["swapped_a"]
+    importlib.import_module("swapped_b")
+    holders = observe(limit=GB).holders
+    assert "module:swapped_b.STORE_B" in holders and "module:swapped_a.STORE_A" not in holders
+    del sys.modules["swapped_b"]
