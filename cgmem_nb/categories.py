@@ -56,7 +56,7 @@ _FrameKey = tuple[tuple[str, int], ...]
 
 # Path fragments (with "/" separators) of files whose allocations have an obvious category.
 _DEFAULT_RULES: tuple[tuple[str, AllocationType], ...] = (
-    (r"/cgmem_nb/cache\.py$", AllocationType.Cache),
+    (r"/cgmem_nb/session/cache\.py$", AllocationType.Cache),  # TrackedCache
     (r"/(functools|cachetools/.*|diskcache/.*)\.py$", AllocationType.Cache),
     (r"/(numpy|pandas|pyarrow|scipy|torch|jax|polars|xarray|dask|numexpr|bottleneck)/", AllocationType.Vector),
     (r"/(networkx|igraph|graph_tool|rustworkx)/", AllocationType.Graph),
