@@ -86,7 +86,9 @@ class ProfilerConfig:
     #: rate being the chance that a 4 KiB allocation is recorded
     #: (see :func:`cgmem_nb.engine.sampled.interval_for_rate`).
     sampling_rate: float | None = None
-    #: Publish events (pressure, samples) while profiling.
+    #: Publish live events (samples, pressure, session, cell and findings events) on the
+    #: event bus. Off: nothing is published, and ``start_monitoring()``, ``subscribe()``,
+    #: the live panel and the dashboard refuse with a ``ConfigError``.
     real_time_monitoring: bool = True
     #: Record a stack per allocation (off: only totals and the timeline).
     enable_stack_traces: bool = True

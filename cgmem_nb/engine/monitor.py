@@ -4,7 +4,8 @@ The thread runs only while something subscribes and stops when the last
 subscription closes. Subscribers (sessions, the live panel, the dashboard, the
 guard) get every :class:`Tick` on the monitor thread and must return quickly.
 
-While the event bus (:data:`cgmem_nb.engine.events.EVENT_BUS`) has listeners, each
+While the event bus (:data:`cgmem_nb.engine.events.EVENT_BUS`) has listeners
+(and the publishing gate, :meth:`Monitor.set_publish_gate`, allows it), each
 tick is also published there as a :class:`~cgmem_nb.engine.events.Sample`
 carrying the limit and the pressure level in force, and a
 :class:`~cgmem_nb.engine.events.MemoryPressure` is published when RSS crosses a
@@ -56,6 +57,7 @@ class Tick:
 TickCallback = Callable[[Tick], object]
 TracedReader = Callable[[], "int | None"]
 LimitReader = Callable[[], int]
+PublishGate = Callable[[], bool]
 
 #: Seconds a limit read through the limit reader is reused (cgroup files are not free).
 _LIMIT_TTL_S = 1.0
@@ -74,6 +76,7 @@ class Monitor:
         self.timeline: deque[Tick] = deque(maxlen=timeline_size)
         self.bus: EventBus = EVENT_BUS
         self._limit_reader: LimitReader | None = None
+        self._publish_gate: PublishGate = _always
         self._limit = 0
         self._limit_read_at = float("-inf")
         self._tracker: PressureTracker | None = None
@@ -84,6 +87,11 @@ class Monitor:
         """Set the function that returns the memory limit in bytes (for pressure levels)."""
         self._limit_reader = reader
         self._limit_read_at = float("-inf")
+
+    def set_publish_gate(self, gate: PublishGate) -> None:
+        """Set the function that says whether ticks may be published on the bus now
+        (the process-wide profiler's ``ProfilerConfig.real_time_monitoring``)."""
+        self._publish_gate = gate
 
     def pressure_level(self, current: int, limit: int) -> PressureLevel:
         """The level ``current`` bytes are at against ``limit``: the level in force (with its
@@ -166,7 +174,7 @@ class Monitor:
     def _publish(self, tick: Tick) -> None:
         """Publish the tick (and a pressure crossing) on the bus if anyone listens; never raises."""
         bus = self.bus
-        if not bus.has_listeners:
+        if not bus.has_listeners or not self._gate_open():
             self._publishing = False
             return
         try:
@@ -194,6 +202,13 @@ class Monitor:
         except Exception:
             log.exception("cgmem_nb monitor could not publish a tick")
 
+    def _gate_open(self) -> bool:
+        try:
+            return bool(self._publish_gate())
+        except Exception:  # a gate that cannot answer must not stop the thread
+            log.exception("cgmem_nb monitor: the publishing gate raised")
+            return False
+
     def _pressure_tracker(self, now: float) -> PressureTracker | None:
         if self._limit_reader is None:
             return None
@@ -208,6 +223,10 @@ class Monitor:
 
 def _ignore_tick(tick: Tick) -> None:
     """The callback of :meth:`Monitor.keep_alive` subscriptions."""
+
+
+def _always() -> bool:
+    return True
 
 
 #: The process-wide monitor.

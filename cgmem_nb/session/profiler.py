@@ -117,8 +117,8 @@ class MemoryProfiler:
 
     @property
     def publishing(self) -> bool:
-        """True when someone listens to live events (sessions then publish theirs)."""
-        return EVENT_BUS.has_listeners
+        """True when live events are published (``config.real_time_monitoring``) and someone listens."""
+        return self.config.real_time_monitoring and EVENT_BUS.has_listeners
 
     # -- sessions ------------------------------------------------------------------------
     def session(
@@ -227,6 +227,13 @@ class MemoryProfiler:
         return hooks.facade().export_prometheus(self)
 
     # -- events ------------------------------------------------------------------------------
+    def _check_live_events(self, what: str) -> None:
+        if not self.config.real_time_monitoring:
+            raise ConfigError(
+                f"{what} needs live events, and ProfilerConfig.real_time_monitoring is False: "
+                "turn it on with MEMORY_PROFILER.initialize(real_time_monitoring=True)"
+            )
+
     def start_monitoring(self, maxsize: int = 1000) -> EventReceiver:
         """A receiver of every profiler event; keeps the monitor thread sampling until closed.
 
@@ -234,8 +241,10 @@ class MemoryProfiler:
         (None once closed), or read it with ``drain()``. The monitor publishes a
         ``Sample`` per tick and a ``MemoryPressure`` per level crossing while it is
         open; a slow reader loses the oldest events (counted in ``receiver.dropped``).
-        Close it (or use ``with``) to release the monitor thread.
+        Close it (or use ``with``) to release the monitor thread. Raises
+        ``ConfigError`` when ``real_time_monitoring`` is off.
         """
+        self._check_live_events("start_monitoring()")
         lease = MONITOR.keep_alive(self.config.sample_interval)
         try:
             return EVENT_BUS.receiver(maxsize=maxsize, on_close=lease.close)
@@ -256,7 +265,9 @@ class MemoryProfiler:
         The callback runs on the publishing thread (the monitor thread for
         ``Sample`` and ``MemoryPressure``): keep it quick and never block in it.
         Close the returned subscription to stop and release the monitor thread.
+        Raises ``ConfigError`` when ``real_time_monitoring`` is off.
         """
+        self._check_live_events("subscribe()")
         lease = MONITOR.keep_alive(interval if interval is not None else self.config.sample_interval)
         try:
             return EVENT_BUS.subscribe(callback, types, on_close=lease.close)
@@ -335,7 +346,9 @@ def _traced_bytes_of_all_sessions() -> int | None:
     return None
 
 
-# The one monitor measures pressure against the process-wide profiler's limit (set here,
-# not in __init__, so an isolated MemoryProfiler does not take the monitor over).
+# The one monitor measures pressure against the process-wide profiler's limit and publishes
+# only while its configuration allows live events (set here, not in __init__, so an isolated
+# MemoryProfiler does not take the monitor over).
 MONITOR.set_limit_reader(lambda: MEMORY_PROFILER.memory_limit().bytes)
+MONITOR.set_publish_gate(lambda: MEMORY_PROFILER.config.real_time_monitoring)
 MONITOR.set_traced_reader(_traced_bytes_of_all_sessions)

@@ -255,3 +255,16 @@ def test_one_registry_entry_adds_a_chart_to_the_panel_and_the_dashboard(
     source = doc.get_model_by_name("cgmem_traced_share")
     assert source is not None and list(source.data["share"]) == [pytest.approx(0.5)]
     assert doc.get_model_by_name("cgmem_timeline") is not None  # the registered charts are all there
+
+
+def test_live_views_refuse_when_real_time_monitoring_is_off(clock: FakeClock) -> None:
+    from cgmem_nb import ConfigError
+    from cgmem_nb.outputs.dashboard import MemoryDashboard
+
+    quiet = MemoryProfiler(ProfilerConfig(real_time_monitoring=False))
+    with pytest.raises(ConfigError, match="real_time_monitoring"):
+        LivePanel("off", profiler=quiet, clock=clock).start()
+    dash = MemoryDashboard(quiet)
+    with pytest.raises(ConfigError, match="real_time_monitoring"):
+        dash.start_server(port=0, quiet=True)
+    assert not dash.running and not MONITOR.running

@@ -175,6 +175,7 @@ class MemoryDashboard:
 
         Raises:
             DashboardError: already running, the port is in use, or bad arguments.
+            ConfigError: the profiler's ``real_time_monitoring`` is off.
         """
         with self._start_lock:
             if self.running:

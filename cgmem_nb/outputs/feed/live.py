@@ -122,7 +122,10 @@ class LiveFeed:
         return self._subscription is not None
 
     def start(self) -> LiveFeed:
-        """Follow the profiler's events (keeps the monitor sampling). Idempotent."""
+        """Follow the profiler's events (keeps the monitor sampling). Idempotent.
+
+        Raises ``ConfigError`` when the profiler's ``real_time_monitoring`` is off.
+        """
         if self._subscription is None and not self.closed:
             if self.metrics_interval is not None:
                 self.refresh_metrics()
