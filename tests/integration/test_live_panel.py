@@ -14,7 +14,7 @@ from cgmem_nb.engine.events import LeakDetected, PressureLevel, RecommendationGe
 from cgmem_nb.schema import Difficulty, LeakImpact, MemoryLeak, Recommendation
 from cgmem_nb.engine.monitor import MONITOR
 from cgmem_nb.outputs import panel as panel_module
-from cgmem_nb.outputs.charts import ChartContext
+from cgmem_nb.outputs.charts import DASHBOARD, PANEL, ChartContext, TimelineChart
 from cgmem_nb.outputs.feed import LiveFeed
 from cgmem_nb.outputs.panel import LEVEL_COLORS, PANEL_TEXT, LivePanel
 from cgmem_nb.units import format_bytes
@@ -123,6 +123,19 @@ def test_the_panel_follows_a_changed_limit(clock: FakeClock) -> None:
     assert panel.limit_bytes == 400 * MB and timeline.source.data["limit_mb"][-1] == pytest.approx(400.0)
     assert panel.level is PressureLevel.CRITICAL and format_bytes(400 * MB) in panel.status.value
     assert "400 MB" in timeline.figure.title.text and timeline.limit_in_range
+
+
+@pytest.mark.parametrize("view", [PANEL, DASHBOARD])
+def test_the_critical_line_is_the_pressure_policys_threshold_not_the_guards(view: str) -> None:
+    profiler = MemoryProfiler(ProfilerConfig(memory_limit_bytes=1000 * MB, guard_fraction=0.6))
+    feed = LiveFeed(profiler)
+    feed.handle(Sample(t_s=0.0, rss_bytes=100 * MB, timestamp=time.time()))
+    chart = TimelineChart(ChartContext(view, t0=time.time(), limit_bytes=1000 * MB))  # type: ignore[arg-type]
+    chart.update(feed.read())
+    assert chart.source.data["critical_mb"] == [pytest.approx(950.0)]  # CRITICAL starts at 95%, whatever the guard
+    assert chart.source.data["limit_mb"] == [pytest.approx(1000.0)]
+    labels = {item.label.value for item in chart.figure.legend[0].items}
+    assert "Critical (95% of limit)" in labels and "limit" in labels
 
 
 def test_gap_without_samples_is_filled_from_the_kernel_peak_and_marked(

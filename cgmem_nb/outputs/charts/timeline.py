@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from ...engine.pressure import DEFAULT_PRESSURE_THRESHOLDS, critical_bytes
+from ...schema import PressureLevel
 from ..feed import FeedGap, FeedMarker, FeedSample, FeedUpdate
 from ..theme import GAP_COLOR, MB, RSS_COLOR, SERIES_COLORS, TRACED_COLOR
 from .base import ChartContext, figure
@@ -20,6 +22,7 @@ GAP_COLUMNS = ("t0", "t1", "t", "rss_mb")
 MARKER_COLUMNS = ("t", "label", "kind", "color")
 
 _NAN = float("nan")
+_CRITICAL_PERCENT = round(100 * DEFAULT_PRESSURE_THRESHOLDS[PressureLevel.CRITICAL])
 
 
 def limit_title(limit_bytes: int, source: str = "") -> str:
@@ -31,7 +34,8 @@ def limit_title(limit_bytes: int, source: str = "") -> str:
 class TimelineChart:
     """RSS and traced heap against time, with the limit, the Critical level, gaps and markers.
 
-    The limit (grey dotted) and the Critical line (red dashed) are drawn per sample,
+    The limit (grey dotted) and the level where ``CRITICAL`` pressure begins (red
+    dashed, the pressure policy's threshold, not the guard's) are drawn per sample,
     so a changed limit shows; the y axis stretches to them once usage comes within
     1.5x of the limit (a limit far above the data would flatten the lines, so until
     then the title names it). Gaps are grey dashed segments at the RSS drawn for
@@ -57,7 +61,7 @@ class TimelineChart:
         traced = fig.line("t", "traced_mb", source=self.source, color=TRACED_COLOR, line_width=2, legend_label="traced heap")
         fig.line(
             "t", "critical_mb", source=self.source, color=SERIES_COLORS["critical"], line_dash="dashed",
-            legend_label="Critical", name="critical",
+            legend_label=f"Critical ({_CRITICAL_PERCENT}% of limit)", name="critical",
         )
         fig.line("t", "limit_mb", source=self.source, color=SERIES_COLORS["limit"], line_dash="dotted", legend_label="limit", name="limit")
         fig.segment("t0", "rss_mb", "t1", "rss_mb", source=self.gaps, color=GAP_COLOR, line_dash="dashed", line_width=2)
@@ -88,10 +92,9 @@ class TimelineChart:
             (s.wall, s.rss_bytes, s.traced_bytes, s.limit_bytes, s.critical_bytes) for s in samples
         ]
         limit = samples[-1].limit_bytes if samples else self.limit_bytes
-        critical = samples[-1].critical_bytes if samples else 0
         for gap in gaps:
             if gap.from_kernel_peak:  # the line reaches the peak reached inside the gap
-                points.append(((gap.start + gap.end) / 2, gap.rss_bytes, None, limit, critical))
+                points.append(((gap.start + gap.end) / 2, gap.rss_bytes, None, limit, critical_bytes(limit)))
         points.sort(key=lambda p: p[0])
         x = self.ctx.x
         return {

@@ -40,7 +40,7 @@ from ...engine.events.kinds import (
     SessionFinished,
     SessionStarted,
 )
-from ...engine.pressure import PressureTracker
+from ...engine.pressure import PressureTracker, critical_bytes
 from ...engine.subscription import Subscription
 from ...schema import MemoryLeak, Recommendation, Summary
 from ...units import format_bytes
@@ -238,7 +238,7 @@ class LiveFeed:
         f = self._figures
         return FeedSample(
             0, time.time() if wall is None else wall, f.current_bytes, f.traced_bytes, f.limit_bytes,
-            self._critical(f.limit_bytes), f.level, 0.0, 0.0,
+            critical_bytes(f.limit_bytes), f.level, 0.0, 0.0,
         )
 
     @property
@@ -331,7 +331,7 @@ class LiveFeed:
         self._prev_level = (wall, level_bytes, traced is not None)
         self._samples.append(
             FeedSample(
-                next(self._sample_seq), wall, rss, traced, self._limit, self._critical(self._limit),
+                next(self._sample_seq), wall, rss, traced, self._limit, critical_bytes(self._limit),
                 self._tracker.level, alloc, dealloc,
             )
         )
@@ -349,9 +349,6 @@ class LiveFeed:
             dealloc_bytes_s=dealloc,
             gaps=len(self._gaps),
         )
-
-    def _critical(self, limit: int) -> int:
-        return int(limit * self.profiler.config.guard_fraction)
 
     def _fill_gap(self, start: float, end: float, rss_after: int, hwm: int) -> int:
         """Mark a stretch without samples; fill it with the kernel peak if that grew meanwhile.

@@ -32,7 +32,7 @@ class FeedSample:
     rss_bytes: int
     traced_bytes: int | None
     limit_bytes: int
-    #: Bytes of the "Critical" line (the guard's threshold, ``guard_fraction`` of the limit).
+    #: Bytes at which the ``CRITICAL`` pressure level is entered.
     critical_bytes: int
     level: PressureLevel
     alloc_bytes_s: float
