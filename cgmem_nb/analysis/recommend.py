@@ -15,6 +15,7 @@ modify the user's objects.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -27,6 +28,8 @@ from ..session.result import ProfileResult
 from ..units import format_bytes
 from .leaks import RESET_OUT
 from .savings import category_savings, smallest_int_dtype
+
+log = logging.getLogger(__name__)
 
 MB = 1000**2
 
@@ -299,8 +302,12 @@ class RecommendationEngine:
         for rule in self.rules:
             try:
                 drafts.extend(d for d in rule(ctx) if d.estimated_savings >= ctx.min_savings)
-            except Exception:  # a rule failing on odd data must not hide the others
-                continue
+            except Exception:  # a rule failing on odd data must not hide the others, nor fail silently
+                log.warning(
+                    "cgmem_nb: recommendation rule %s failed and was skipped",
+                    getattr(rule, "__name__", repr(rule)),
+                    exc_info=True,
+                )
         drafts.sort(key=lambda d: d.estimated_savings * d.difficulty.weight, reverse=True)
         return [
             Recommendation(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import TYPE_CHECKING
 
@@ -150,6 +151,20 @@ def test_measure_counts_a_view_by_what_it_shows_and_reports_the_buffer_it_keeps(
     assert 8000 <= m.size < 9000
     assert m.buffers[id(base)] == (8000, base.nbytes)
     assert deep_size([base, base]) < 2 * base.nbytes  # shared object counted once
+
+
+def test_a_failing_recommendation_rule_is_skipped_with_a_log_line_naming_it(caplog: pytest.LogCaptureFixture) -> None:
+    def broken_rule(ctx: Context) -> list[Draft]:
+        raise ValueError("odd data")
+
+    engine = RecommendationEngine(rules=[])
+    engine.add_rule(broken_rule)
+    engine.add_rule(lambda ctx: [Draft("r", "fine", "d", "a", 5 * MB, Difficulty.Easy)])
+    with caplog.at_level(logging.WARNING, logger="cgmem_nb.analysis.recommend"):
+        recs = engine.recommend(Context())
+    assert [r.target for r in recs] == ["fine"]  # the others still run
+    logged = [r for r in caplog.records if "broken_rule" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None and "odd data" in str(logged[0].exc_info[1])
 
 
 def test_describe_holders_names_each_unresolved_leak_with_its_size_and_growth() -> None:
