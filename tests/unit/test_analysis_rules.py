@@ -14,7 +14,7 @@ from cgmem_nb import MEMORY_PROFILER
 from cgmem_nb.analysis import LeakDetector, LeakImpact, LeakSettings, PatternAnalyzer, RecommendationEngine, describe_holders
 from cgmem_nb.analysis.recommend import Context, Draft
 from cgmem_nb.analysis.savings import category_savings, smallest_int_dtype
-from cgmem_nb.schema import Difficulty, leaks_frame, patterns_frame
+from cgmem_nb.schema import TABLES, Difficulty, leaks_frame, patterns_frame
 from cgmem_nb.session.holders import HolderReading, Observation
 from cgmem_nb.sizing import deep_size, measure
 
@@ -179,13 +179,17 @@ def test_describe_holders_names_each_unresolved_leak_with_its_size_and_growth() 
 def test_session_result_carries_leak_pattern_and_recommendation_tables() -> None:
     with MEMORY_PROFILER.session("analysis") as s:
         keep = [bytearray(1_000_000) for _ in range(3)]
+    with MEMORY_PROFILER.session("plain", analyze=False) as plain:
+        other = [bytearray(1_000_000) for _ in range(3)]
     result = s.result
-    assert result is not None
-    for table in ("leaks", "patterns", "recommendations"):
-        assert table in result.table_names
+    assert result is not None and plain.result is not None
+    # Every result has the three tables (empty ones included): what matters is that the analysis filled them.
+    assert not result.patterns.empty and plain.result.patterns.empty
     assert int(result.patterns["peak_usage"].max()) >= 3 * MB  # the three 1 MB buffers
+    for table in ("leaks", "patterns", "recommendations"):
+        assert list(result.table(table).columns) == [c.name for c in TABLES[table]]
     assert type(result).from_json(result.to_json()) == result
-    del keep
+    del keep, other
 
 
 def test_observations_follow_a_module_swapped_for_another(tmp_path: "Path", monkeypatch: pytest.MonkeyPatch) -> None:
