@@ -266,7 +266,7 @@ class LeakDetector:
         if rate > 0:
             ttl = max(limit - used, 0) / rate
             grade = max(grade, 3 if ttl < s.ttl_critical else 2 if ttl < s.ttl_high else 1 if ttl < s.ttl_medium else 0)
-        return list(LeakImpact)[grade], ttl
+        return LeakImpact.from_rank(grade), ttl
 
     def detect(self, observations: Sequence[Observation], *, now: float | None = None) -> list[MemoryLeak]:
         """Leaks in ``observations`` (time order), biggest impact first; resolved ones follow."""

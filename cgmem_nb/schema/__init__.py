@@ -8,8 +8,8 @@ the analysis, the outputs and the integrations can all name these types.
 * :mod:`~cgmem_nb.schema.summary`: :class:`Summary`, a session's headline figures;
 * :mod:`~cgmem_nb.schema.findings`: :class:`MemoryLeak`, :class:`UsagePattern`,
   :class:`Recommendation` and their frames;
-* :mod:`~cgmem_nb.schema.levels`: :class:`PressureLevel`, :class:`LeakImpact`
-  and :class:`Difficulty`.
+* :mod:`~cgmem_nb.schema.levels`: the Low..Critical scale (:class:`PressureLevel`,
+  also named :data:`LeakImpact`) and :class:`Difficulty`.
 """
 
 from __future__ import annotations

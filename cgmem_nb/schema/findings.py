@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-from .levels import Difficulty, LeakImpact
+from .levels import Difficulty, PressureLevel
 from .tables import records_frame
 
 if TYPE_CHECKING:
@@ -61,8 +61,8 @@ class MemoryLeak:
     observations: int
     #: ``growing``, ``held`` or ``resolved``.
     status: str
-    #: How much it matters (see the leak detector's rules).
-    estimated_impact: LeakImpact
+    #: How much it matters, on the Low..Critical scale (see the leak detector's rules).
+    estimated_impact: PressureLevel
     #: Seconds until the memory limit at the current rate (None when not growing).
     time_to_limit: float | None
     #: Why it is reported.

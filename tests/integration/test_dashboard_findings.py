@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 LEAK = MemoryLeak(
     leak_id="L1", holder="cache", holder_kind="variable", category="Cache", size=12_000_000, growth=12_000_000,
     growth_rate=1e6, age=12.0, first_seen=time.time() - 12, last_seen=time.time(), first_cell=1, last_cell=3,
-    observations=3, status="growing", estimated_impact=LeakImpact.High, time_to_limit=None, reason="grows every cell",
+    observations=3, status="growing", estimated_impact=LeakImpact.HIGH, time_to_limit=None, reason="grows every cell",
     fix="cache.clear()",
 )
 REC = Recommendation(

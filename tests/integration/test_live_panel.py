@@ -58,7 +58,7 @@ def _sample(clock: FakeClock, dt: float, rss: int, traced: int | None = None) ->
 LEAK = MemoryLeak(
     leak_id="variable:cache", holder="cache", holder_kind="variable", category="Cache", size=12 * MB, growth=12 * MB,
     growth_rate=1e6, age=12.0, first_seen=0.0, last_seen=1.0, first_cell=1, last_cell=3, observations=3,
-    status="growing", estimated_impact=LeakImpact.High, time_to_limit=None, reason="list `cache` keeps growing",
+    status="growing", estimated_impact=LeakImpact.HIGH, time_to_limit=None, reason="list `cache` keeps growing",
     fix="cache.clear()",
 )
 REC = Recommendation(

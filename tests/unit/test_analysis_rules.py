@@ -14,7 +14,7 @@ from cgmem_nb import MEMORY_PROFILER
 from cgmem_nb.analysis import LeakDetector, LeakImpact, LeakSettings, PatternAnalyzer, RecommendationEngine, describe_holders
 from cgmem_nb.analysis.recommend import Context, Draft
 from cgmem_nb.analysis.savings import category_savings, smallest_int_dtype
-from cgmem_nb.schema import TABLES, Difficulty, leaks_frame, patterns_frame
+from cgmem_nb.schema import TABLES, Difficulty, PressureLevel, leaks_frame, patterns_frame
 from cgmem_nb.session.holders import HolderReading, Observation
 from cgmem_nb.sizing import deep_size, measure
 
@@ -83,13 +83,13 @@ def test_heap_growth_no_holder_explains_is_unreachable_and_rss_only_growth_is_no
 @pytest.mark.parametrize(
     ("size", "rate", "expected"),
     [
-        (1 * MB, 0.0, LeakImpact.Low),
-        (300 * MB, 0.0, LeakImpact.Medium),  # 3% of 10 GB
-        (1500 * MB, 0.0, LeakImpact.High),  # 15%
-        (3 * GB, 0.0, LeakImpact.Critical),  # 30%
-        (1 * MB, 9 * GB / 7200, LeakImpact.Medium),  # 2 h to the limit
-        (1 * MB, 9 * GB / 1800, LeakImpact.High),  # 30 min
-        (1 * MB, 9 * GB / 60, LeakImpact.Critical),  # 1 min
+        (1 * MB, 0.0, LeakImpact.LOW),
+        (300 * MB, 0.0, LeakImpact.MEDIUM),  # 3% of 10 GB
+        (1500 * MB, 0.0, LeakImpact.HIGH),  # 15%
+        (3 * GB, 0.0, LeakImpact.CRITICAL),  # 30%
+        (1 * MB, 9 * GB / 7200, LeakImpact.MEDIUM),  # 2 h to the limit
+        (1 * MB, 9 * GB / 1800, LeakImpact.HIGH),  # 30 min
+        (1 * MB, 9 * GB / 60, LeakImpact.CRITICAL),  # 1 min
     ],
 )
 def test_impact_grades_follow_the_documented_thresholds(size: int, rate: float, expected: LeakImpact) -> None:
@@ -165,6 +165,16 @@ def test_a_failing_recommendation_rule_is_skipped_with_a_log_line_naming_it(capl
     assert [r.target for r in recs] == ["fine"]  # the others still run
     logged = [r for r in caplog.records if "broken_rule" in r.getMessage()]
     assert len(logged) == 1 and logged[0].exc_info is not None and "odd data" in str(logged[0].exc_info[1])
+
+
+def test_one_low_to_critical_scale_and_the_old_spellings_warn() -> None:
+    assert LeakImpact is PressureLevel
+    assert LeakDetector().impact(3 * GB, 0.0, limit=10 * GB, used=GB)[0] is PressureLevel.CRITICAL
+    with pytest.warns(DeprecationWarning, match=r"\.LOW"):
+        assert LeakImpact.Low is PressureLevel.LOW  # type: ignore[attr-defined]
+    assert PressureLevel("High") is PressureLevel.HIGH and PressureLevel.HIGH > PressureLevel.MEDIUM
+    with pytest.raises(AttributeError):
+        PressureLevel.Severe  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_describe_holders_names_each_unresolved_leak_with_its_size_and_growth() -> None:
