@@ -24,6 +24,7 @@ from .errors import CgmemError, ConfigError, SessionError, SizeError
 from .session import hooks as _hooks
 from .units import format_bytes, parse_size
 
+#: The package version (the one place it is written; pyproject.toml reads it from here).
 __version__ = "0.1.0"
 
 __all__ = [

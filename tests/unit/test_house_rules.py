@@ -5,16 +5,20 @@
   objects it does not own.
 * No private function, method or attribute is left unused (dead code).
 * No star imports; one ``Frame`` type; the tracer choices written once.
+* The version written once.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import tomllib
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
+import cgmem_nb
 from cgmem_nb.config import TRACER_CHOICES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,3 +130,9 @@ def test_one_frame_type_and_the_tracer_choices_written_once(sources: dict[Path, 
         and {e.value for e in node.elts if isinstance(e, ast.Constant)} == choices
     ]
     assert len(lists) == 1 and lists[0].startswith("cgmem_nb/config.py"), f"written more than once: {lists}"
+
+
+def test_the_version_is_written_once() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    assert importlib.metadata.version("cgmem_nb") == cgmem_nb.__version__
