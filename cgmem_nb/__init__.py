@@ -28,22 +28,38 @@ from .units import format_bytes, parse_size
 __version__ = "0.1.0"
 
 __all__ = [
+    "EVENT_BUS",
     "MEMORY_PROFILER",
     "AllocationType",
+    "CellFinished",
+    "CellStarted",
     "CgmemError",
     "ConfigError",
     "Difficulty",
+    "EventReceiver",
+    "LeakDetected",
     "LeakImpact",
+    "LivePanel",
+    "MemoryDashboard",
     "MemoryLeak",
     "MemoryMetrics",
+    "MemoryPressure",
     "MemoryProfiler",
+    "PressureLevel",
     "ProfileResult",
     "ProfilerConfig",
+    "ProfilerEvent",
     "Recommendation",
+    "RecommendationGenerated",
     "Report",
+    "Sample",
+    "Session",
     "SessionError",
+    "SessionFinished",
+    "SessionStarted",
     "SizeError",
     "Summary",
+    "ThresholdBreached",
     "TrackedCache",
     "UsagePattern",
     "export",
@@ -55,15 +71,33 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .engine.events import (
+        EVENT_BUS,
+        CellFinished,
+        CellStarted,
+        EventReceiver,
+        LeakDetected,
+        MemoryPressure,
+        ProfilerEvent,
+        RecommendationGenerated,
+        Sample,
+        SessionFinished,
+        SessionStarted,
+        ThresholdBreached,
+    )
     from .outputs import export
+    from .outputs.dashboard import MemoryDashboard
+    from .outputs.panel import LivePanel
     from .outputs.report import Report
-    from .schema import Difficulty, LeakImpact, MemoryLeak, Recommendation, Summary, UsagePattern
+    from .schema import Difficulty, LeakImpact, MemoryLeak, PressureLevel, Recommendation, Summary, UsagePattern
     from .session.cache import TrackedCache
     from .session.history import history
     from .session.profiler import MEMORY_PROFILER, MemoryMetrics, MemoryProfiler
     from .session.result import ProfileResult
+    from .session.session import Session
     from .session.variables import variables
 
+_EVENTS = "cgmem_nb.engine.events"
 _SCHEMA = "cgmem_nb.schema"
 
 # Public names loaded on first use: `import cgmem_nb` (and the pytest plugin, which every
@@ -73,6 +107,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "MEMORY_PROFILER": ("cgmem_nb.session.profiler", "MEMORY_PROFILER"),
     "MemoryMetrics": ("cgmem_nb.session.profiler", "MemoryMetrics"),
     "MemoryProfiler": ("cgmem_nb.session.profiler", "MemoryProfiler"),
+    "Session": ("cgmem_nb.session.session", "Session"),
     "ProfileResult": ("cgmem_nb.session.result", "ProfileResult"),
     "TrackedCache": ("cgmem_nb.session.cache", "TrackedCache"),
     "history": ("cgmem_nb.session.history", "history"),
@@ -80,10 +115,25 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Summary": (_SCHEMA, "Summary"),
     "Difficulty": (_SCHEMA, "Difficulty"),
     "LeakImpact": (_SCHEMA, "LeakImpact"),
+    "PressureLevel": (_SCHEMA, "PressureLevel"),
     "MemoryLeak": (_SCHEMA, "MemoryLeak"),
     "Recommendation": (_SCHEMA, "Recommendation"),
     "UsagePattern": (_SCHEMA, "UsagePattern"),
+    "EVENT_BUS": (_EVENTS, "EVENT_BUS"),
+    "EventReceiver": (_EVENTS, "EventReceiver"),
+    "ProfilerEvent": (_EVENTS, "ProfilerEvent"),
+    "Sample": (_EVENTS, "Sample"),
+    "MemoryPressure": (_EVENTS, "MemoryPressure"),
+    "SessionStarted": (_EVENTS, "SessionStarted"),
+    "SessionFinished": (_EVENTS, "SessionFinished"),
+    "CellStarted": (_EVENTS, "CellStarted"),
+    "CellFinished": (_EVENTS, "CellFinished"),
+    "LeakDetected": (_EVENTS, "LeakDetected"),
+    "RecommendationGenerated": (_EVENTS, "RecommendationGenerated"),
+    "ThresholdBreached": (_EVENTS, "ThresholdBreached"),
     "Report": ("cgmem_nb.outputs.report", "Report"),
+    "LivePanel": ("cgmem_nb.outputs.panel", "LivePanel"),
+    "MemoryDashboard": ("cgmem_nb.outputs.dashboard", "MemoryDashboard"),
     "export": ("cgmem_nb.outputs.export", None),
 }
 

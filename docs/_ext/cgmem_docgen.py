@@ -90,7 +90,6 @@ def magics_markdown() -> str:
 # -- API -----------------------------------------------------------------------------------
 
 _EXTRA_API = [
-    ("cgmem_nb.session.session", "Session"),
     ("cgmem_nb.session.scope", "CategoryScope"),
     ("cgmem_nb.session.runner", "run_in_session"),
     ("cgmem_nb.schema", "GuardReport"),

@@ -8,9 +8,7 @@ import urllib.request
 
 import pytest
 
-from cgmem_nb import MemoryProfiler, ProfilerConfig, export
-from cgmem_nb.engine.events import EVENT_BUS, LeakDetected
-from cgmem_nb.outputs.dashboard import MemoryDashboard
+from cgmem_nb import EVENT_BUS, LeakDetected, MemoryDashboard, MemoryProfiler, ProfilerConfig, export
 from cgmem_nb.schema import Difficulty, LeakImpact, MemoryLeak, Recommendation
 
 pytestmark = pytest.mark.integration

@@ -5,12 +5,13 @@
   objects it does not own.
 * No private function, method or attribute is left unused (dead code).
 * No star imports; one ``Frame`` type; the tracer choices written once.
-* The version written once.
+* The version written once; the public API importable from ``cgmem_nb``.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.metadata
 import tomllib
 from collections import defaultdict
@@ -136,3 +137,21 @@ def test_the_version_is_written_once() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert "version" not in project and "version" in project["dynamic"]
     assert importlib.metadata.version("cgmem_nb") == cgmem_nb.__version__
+
+
+PUBLIC = ["MemoryDashboard", "LivePanel", "Session", "Summary", "EVENT_BUS", "Sample", "MemoryPressure", "SessionStarted",
+          "SessionFinished", "CellStarted", "CellFinished", "LeakDetected", "RecommendationGenerated", "ThresholdBreached",
+          "ProfilerEvent", "EventReceiver", "PressureLevel", "export"]
+
+
+@pytest.mark.parametrize("name", sorted(set(cgmem_nb.__all__) | set(PUBLIC)))
+def test_the_public_api_is_importable_from_cgmem_nb(name: str) -> None:
+    assert name in cgmem_nb.__all__
+    value = getattr(importlib.import_module("cgmem_nb"), name)
+    assert value is not None
+    if name == "MemoryDashboard":
+        from cgmem_nb.outputs.dashboard import MemoryDashboard
+
+        assert value is MemoryDashboard
+    if name == "export":
+        assert callable(value.prometheus) and callable(value.read_csv_tables)
