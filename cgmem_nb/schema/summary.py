@@ -6,13 +6,16 @@ gives the JSON form (what ``ProfileResult.to_json`` writes) and
 not write (they take their defaults).
 
 Compatibility: cgmem_nb 0.1 handed out the summary as a read-only mapping. Its
-string keys still work: ``summary["peak_bytes"]`` and ``summary.get("peak_bytes")``
-return the value of :meth:`to_dict` (the guard report as a dict, as before).
+string keys still work for one more release: ``summary["peak_bytes"]`` and
+``summary.get("peak_bytes")`` return the value of :meth:`to_dict` (the guard
+report as a dict, as before) with a ``DeprecationWarning``; they stop working in
+cgmem_nb 0.3.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -139,8 +142,9 @@ class Summary:
         """A copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
 
-    # -- the 0.1 mapping interface ---------------------------------------------------------
+    # -- the 0.1 mapping interface, deprecated ------------------------------------------
     def __getitem__(self, key: str) -> Any:
+        _warn_key(key)
         data = self.to_dict()
         try:
             return data[key]
@@ -148,8 +152,18 @@ class Summary:
             raise KeyError(f"{key!r} is not a summary figure; figures: {', '.join(data)}") from None
 
     def get(self, key: str, default: Any = None) -> Any:
-        """The 0.1 form of ``summary.FIELD``."""
+        """Deprecated: read ``summary.FIELD`` instead."""
+        _warn_key(key)
         return self.to_dict().get(key, default)
+
+
+def _warn_key(key: str) -> None:
+    warnings.warn(
+        f'summary["{key}"] is deprecated: read summary.{key} (string keys stop working in cgmem_nb 0.3; '
+        "summary.to_dict() gives a plain dict)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -180,15 +180,17 @@ def test_result_tables_are_copies() -> None:
     del data
 
 
-def test_the_summary_is_typed_and_its_old_string_keys_still_read() -> None:
+def test_the_summary_is_typed_and_its_old_string_keys_still_read_with_a_warning() -> None:
     with MEMORY_PROFILER.session("typed") as s:
         data = bytes(3 * MB)
     assert s.result is not None
     summary = s.result.summary
     assert isinstance(summary, Summary) and summary.label == "typed" and _within(summary.retained_bytes, 3 * MB)
-    assert summary["peak_bytes"] == summary.peak_bytes
-    assert summary.get("label") == "typed" and summary.get("nope", 7) == 7
-    with pytest.raises(KeyError, match="not a summary figure"):
+    with pytest.warns(DeprecationWarning, match=r'summary\["peak_bytes"\] is deprecated: read summary.peak_bytes'):
+        assert summary["peak_bytes"] == summary.peak_bytes
+    with pytest.warns(DeprecationWarning):
+        assert summary.get("label") == "typed" and summary.get("nope", 7) == 7
+    with pytest.warns(DeprecationWarning), pytest.raises(KeyError, match="not a summary figure"):
         summary["nope"]
     data_dict = summary.to_dict()
     assert data_dict["peak_bytes"] == summary.peak_bytes and Summary.from_dict(data_dict) == summary
