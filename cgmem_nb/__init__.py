@@ -10,7 +10,7 @@
 Importing this package is cheap: pandas, IPython, widgets and Bokeh load only
 when used. This module is also where the layers are wired together: it installs
 the facade (:mod:`cgmem_nb.facade`) that serves the profiler's analysis, export
-and display calls (see :mod:`cgmem_nb.session.hooks`).
+and display calls (see :mod:`cgmem_nb.session.hooks` and ``docs/architecture.md``).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ DOCS = Path(__file__).resolve().parent.parent
 GENERATED = DOCS / "generated"
 CAPABILITIES_MARKER = "<!-- capability pages -->"
 #: Pages written by hand for the index's fixed sections (everything else is a capability page).
-CORE_PAGES = {"index", "installation", "tour", "pytest-plugin", "cli", "overhead", "limits"}
+CORE_PAGES = {"index", "installation", "tour", "pytest-plugin", "cli", "overhead", "limits", "architecture"}
 
 
 def _escape_cell(text: str) -> str:
