@@ -19,6 +19,7 @@ version = release = cgmem_nb.__version__
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",  # Args: / Returns: / Raises: sections of the docstrings
     "cgmem_docgen",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}

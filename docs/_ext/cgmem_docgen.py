@@ -26,7 +26,7 @@ DOCS = Path(__file__).resolve().parent.parent
 GENERATED = DOCS / "generated"
 CAPABILITIES_MARKER = "<!-- capability pages -->"
 #: Pages written by hand for the index's fixed sections (everything else is a capability page).
-CORE_PAGES = {"index", "installation", "tour", "pytest-plugin", "cli", "overhead", "limits"}
+CORE_PAGES = {"index", "installation", "tour", "pytest-plugin", "cli", "overhead", "limits", "architecture"}
 
 
 def _escape_cell(text: str) -> str:
@@ -90,10 +90,15 @@ def magics_markdown() -> str:
 # -- API -----------------------------------------------------------------------------------
 
 _EXTRA_API = [
-    ("cgmem_nb.session.profiler", "Session"),
-    ("cgmem_nb.session.profiler", "CategoryScope"),
+    ("cgmem_nb.session.scope", "CategoryScope"),
+    ("cgmem_nb.session.runner", "run_in_session"),
+    ("cgmem_nb.schema", "GuardReport"),
+    ("cgmem_nb.schema", "GuardLine"),
     ("cgmem_nb.schema", "make_frame"),
     ("cgmem_nb.schema", "schema_markdown"),
+    ("cgmem_nb.outputs.feed", "LiveFeed"),
+    ("cgmem_nb.outputs.charts", "ChartSpec"),
+    ("cgmem_nb.outputs.charts", "ChartContext"),
     ("cgmem_nb.integrations.cli", "main"),
     ("cgmem_nb.integrations.memgates", "limit_message"),
     ("cgmem_nb.integrations.memgates", "leak_message"),
@@ -112,6 +117,8 @@ def _defining_module(name: str) -> str:
 
 
 def _directive(qualname: str, obj: Any) -> list[str]:
+    if inspect.ismodule(obj):
+        return [f".. automodule:: {obj.__name__}", "   :members:", ""]
     if inspect.isclass(obj) and issubclass(obj, BaseException):
         return [f".. autoexception:: {qualname}", "   :show-inheritance:", ""]
     if inspect.isclass(obj):

@@ -113,6 +113,26 @@ def test_default_rules_and_user_rules() -> None:
         rules.add_rule("(", "Temp")
 
 
+def test_the_tracked_cache_module_is_in_the_cache_category() -> None:
+    from cgmem_nb.session import cache
+
+    # An allocation made through TrackedCache's code on behalf of user code is Cache.
+    assert CATEGORY_RULES.classify(((cache.__file__, 40), ("/home/u/a.py", 3))).value == "Cache"
+
+
+def test_every_default_rule_on_cgmem_nb_paths_names_a_real_module() -> None:
+    import pathlib
+    import re as regex
+
+    import cgmem_nb
+    from cgmem_nb.categories import _DEFAULT_RULES
+
+    files = [str(p).replace("\\", "/") for p in pathlib.Path(cgmem_nb.__file__).parent.rglob("*.py")]
+    for pattern, _category in _DEFAULT_RULES:
+        if "cgmem_nb" in pattern:
+            assert any(regex.search(pattern, f) for f in files), f"rule {pattern!r} matches no module of cgmem_nb"
+
+
 def test_json_parsing_is_parser_category() -> None:
     text = json.dumps([{"k": str(i)} for i in range(50_000)])
     with MEMORY_PROFILER.session() as s:
