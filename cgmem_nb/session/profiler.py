@@ -31,6 +31,7 @@ from ..engine.events import EVENT_BUS, EventCallback, EventReceiver, ProfilerEve
 from ..engine.events import Subscription as EventSubscription
 from ..engine.monitor import MONITOR
 from ..engine.tracers import EXACT_TRACER, Tracer, available_tracers
+from ..engine.versions import exact_unsupported_reason
 from ..errors import ConfigError, SessionError
 from ..sizing import deep_size
 from ..units import parse_size
@@ -339,12 +340,15 @@ class MemoryProfiler:
         """
         return Session(self, label, tracer=tracer, depth=depth, limit=limit, guard=guard, interval=interval)
 
-    def _choose_tracer(self, choice: TracerChoice, interval: int | None) -> tuple[Tracer, str | None]:
+    def _choose_tracer(self, choice: TracerChoice, interval: int | None) -> tuple[Tracer | None, str | None]:
         tracers = available_tracers()
         rate = self.config.sampling_rate
         want = choice
         if want == "auto":
             want = "exact" if rate == 1.0 or "sampled" not in tracers else "sampled"
+        if want not in tracers and "exact" not in tracers:
+            # Free-threaded builds: no tracer may run (see cgmem_nb.engine.versions).
+            return None, f"no allocation tracer runs here: {exact_unsupported_reason()}; process figures only"
         if want == "sampled" and "sampled" not in tracers:
             note = "the sampled tracer is not available in this process; the exact tracer (tracemalloc) ran instead"
             if "sampled" not in self._warned:
