@@ -89,7 +89,7 @@ FT := .venv-3.13t
 $(FT)/.installed: pyproject.toml setup.py
 	py=$$(scripts/build-cpython.sh 3.13t) && rm -rf $(FT) && $$py -m venv $(FT)
 	$(FT)/bin/pip install -q --upgrade pip
-	$(FT)/bin/pip install -q -e . "pytest>=8,<10" "pytest-timeout>=2.2,<3"
+	$(FT)/bin/pip install -q --prefer-binary -e . "pytest>=8,<10" "pytest-timeout>=2.2,<3"  # wheels only exist for some releases
 	touch $@
 
 test-313t test-free-threaded: $(FT)/.installed

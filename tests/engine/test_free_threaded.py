@@ -6,6 +6,7 @@ them there); on a GIL build they are skipped as a whole.
 
 from __future__ import annotations
 
+import mmap
 import sys
 import threading
 import tracemalloc
@@ -46,11 +47,14 @@ def test_the_exact_tracer_refuses_to_start() -> None:
 def test_a_session_with_allocating_threads_measures_process_figures(choice: str) -> None:
     from cgmem_nb import MEMORY_PROFILER
 
-    kept: list[bytes] = []
+    kept: list[mmap.mmap] = []
     lock = threading.Lock()
 
     def work() -> None:
-        block = b"x" * (25 * MB)  # touched pages: RSS sees them
+        # Mapped and written here, returned to the system when closed: RSS moves by exactly
+        # this much whatever the allocator keeps from earlier tests (mimalloc on these builds).
+        block = mmap.mmap(-1, 25 * MB)
+        block.write(b"x" * (25 * MB))
         with lock:
             kept.append(block)
 
@@ -63,6 +67,7 @@ def test_a_session_with_allocating_threads_measures_process_figures(choice: str)
             for w in workers:
                 w.join()
     assert not tracemalloc.is_tracing()
+    assert not sys._is_gil_enabled(), "the threads ran without a GIL (nothing imported re-enabled it)"  # type: ignore[attr-defined]
     result = session.result
     assert result is not None
     summary = result.summary
@@ -70,3 +75,24 @@ def test_a_session_with_allocating_threads_measures_process_figures(choice: str)
     assert summary["rss_peak_bytes"] - summary["rss_before_bytes"] >= 90 * MB
     assert summary["rss_after_bytes"] - summary["rss_before_bytes"] >= 90 * MB
     assert len(kept) == 4
+    for block in kept:
+        block.close()
+
+
+def test_memprofile_cell_runs_and_says_why_no_line_is_shown() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.clear_instance()
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "cgmem_nb")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = shell.run_cell("%%memprofile -o r\nimport mmap\nm = mmap.mmap(-1, 40_000_000)\nm.write(b'y' * 40_000_000)\n7")
+        assert res.success and res.result == 7
+        summary = shell.user_ns["r"].summary
+        assert summary["tracer"] == "disabled" and "free-threaded" in summary["note"]
+        assert summary["rss_after_bytes"] - summary["rss_before_bytes"] >= 38 * MB
+        shell.user_ns["m"].close()
+    finally:
+        InteractiveShell.clear_instance()
