@@ -26,7 +26,9 @@ from cgmem_nb.engine import sampled
 from cgmem_nb.engine.protocol import Frame, TraceSnapshot
 
 HERE = str(Path(__file__).resolve())
-BLOCK = 4_000_000  # far above the interval: always sampled, with weight == size
+# Far above the interval: always sampled, with weight == size. Above 32 MiB too, so that
+# freeing it does not move glibc's dynamic mmap/trim thresholds under later tests.
+BLOCK = 40_000_000
 
 np: Any
 try:
