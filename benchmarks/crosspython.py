@@ -3,8 +3,9 @@
 Shared by ``bench_sampler.py`` and ``run.py``: ``--python`` may be given several times
 (e.g. ``.venv/bin/python`` and ``.venv-3.13/bin/python``) so that one run interleaves
 the interpreters and their ratios are measured under the same machine conditions.
-Under ``--callgrind`` a child runs in ``valgrind --tool=callgrind`` and the figure is
-the number of instructions it executed: exact and repeatable on a shared machine.
+Under ``--callgrind`` a child runs in ``valgrind --tool=callgrind`` (with one BLAS
+thread) and the figure is the number of instructions it executed: exact and repeatable
+on a shared machine (two identical numpy runs differ by 0.005%).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def run_child(python: str, argv: list[str], *, callgrind: bool = False, env: dic
         cmd = [python, *argv]
         if callgrind:
             cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd]
+            # OpenBLAS worker threads spin while they wait: their instruction counts follow the
+            # timing, not the work (+-1% on an identical numpy run). One thread makes counts exact.
+            full_env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} on {python} failed:\n{proc.stderr[-3000:]}")
