@@ -116,15 +116,19 @@ static int hook_is_top(int which) {
 int cg_pymem_in_chain(int which) {
     if (!g_hooks[which].installed) return 0;
     if (hook_is_top(which)) return 1;
-    /* Someone sits above us: allocate once with a crossed countdown and see
-     * whether our slow path runs. */
+    /* Someone sits above us: allocate with a crossed countdown and see whether our
+     * slow path runs. A thread of a subinterpreter with its own GIL (3.12+) may
+     * redraw the countdown in between, hiding us; a false "not in the chain" would
+     * make install link our hook into a loop, so the probe is tried three times. */
     int64_t saved = cg_pymem_countdown;
     t_probe = which + 1;
     t_probe_seen = 0;
-    cg_pymem_countdown = 0;
-    void *p = which == HOOK_MEM ? PyMem_Malloc(16) : PyObject_Malloc(16);
-    if (which == HOOK_MEM) PyMem_Free(p);
-    else PyObject_Free(p);
+    for (int attempt = 0; attempt < 3 && !t_probe_seen; attempt++) {
+        cg_pymem_countdown = 0;
+        void *p = which == HOOK_MEM ? PyMem_Malloc(16) : PyObject_Malloc(16);
+        if (which == HOOK_MEM) PyMem_Free(p);
+        else PyObject_Free(p);
+    }
     t_probe = 0;
     cg_pymem_countdown = saved;
     return t_probe_seen;
