@@ -7,18 +7,20 @@ from typing import Any, Final, Literal, final
 
 from _typeshed import structseq
 
-Domain = Literal["pymem", "pyobj", "numpy"]
+_Domain = Literal["pymem", "pyobj", "numpy"]
 
 #: Domain names, indexed like the C enum ``CG_DOMAIN_*``.
-DOMAINS: Final[tuple[Domain, ...]]
+DOMAINS: Final[tuple[_Domain, ...]]
 #: How stacks are captured (``"public frame API"``).
 STACK_WALK: Final[str]
 #: Largest accepted stack depth.
 MAX_DEPTH: Final[int]
 
 @final
-class Sample(structseq[Any], tuple[int | None, int, str | None, float, bool, int, int, int, Domain]):
+class Sample(structseq[Any], tuple[int | None, int, str | None, float, bool, int, int, int, _Domain]):
     """One sampled allocation, as :func:`samples` returns it."""
+
+    __match_args__: Final = ("stack", "thread_id", "tag", "weight", "live", "size", "ts_ns", "seq", "domain")
 
     @property
     def stack(self) -> int | None:
@@ -45,7 +47,7 @@ class Sample(structseq[Any], tuple[int | None, int, str | None, float, bool, int
     def seq(self) -> int:
         """Sequence number, increasing (see :func:`next_seq`)."""
     @property
-    def domain(self) -> Domain:
+    def domain(self) -> _Domain:
         """Which allocator family the block came from."""
 
 def start(interval: float, depth: int, /) -> None:
