@@ -69,7 +69,7 @@ python:
 	touch $@
 
 .venv-%/.ext-built: .venv-%/.installed $(CSRC)
-	.venv-$*/bin/pip install -q -e . --no-deps 2>/dev/null
+	.venv-$*/bin/pip install -q -e . --no-deps
 	touch $@
 
 # Known to fail on other CPythons, in the analysis (not the engine), reported to its owner:
