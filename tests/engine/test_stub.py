@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 )
 def test_the_stub_matches_the_extension() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", "cgmem_nb.engine._sampler"],
+        [sys.executable, "-m", "mypy.stubtest", "--mypy-config-file", "pyproject.toml", "cgmem_nb.engine._sampler"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
