@@ -79,6 +79,10 @@ def reset_peak() -> None: ...
 def samples(since_seq: int, /) -> list[Sample]:
     """Samples with ``seq >= since_seq``, in sequence order (freed ones up to the cap)."""
 
+def peak_samples(since_seq: int, /) -> tuple[float, list[Sample]]:
+    """The estimated peak bytes since the last reset, and the samples with ``seq >= since_seq``
+    that were live at that high-water mark (each with ``live`` True), in sequence order."""
+
 def stack(stack_id: int, /) -> tuple[tuple[str, int], ...]:
     """``((filename, lineno), ...)`` of a stack id, innermost first."""
 

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
-__all__ = ["Frame", "StackStat", "TraceSnapshot", "Tracer", "PeakFolder"]
+__all__ = ["Frame", "StackStat", "TraceSnapshot", "Tracer", "PeakKeeper", "PeakFolder"]
 
 #: A frame as tracers report it: (filename, line number).
 Frame = tuple[str, int]
@@ -92,6 +92,17 @@ class Tracer(Protocol):
 
     def depth(self) -> int:
         """Frames kept per stack by the running tracer."""
+
+
+@runtime_checkable
+class PeakKeeper(Protocol):
+    """A tracer that keeps the composition of its own high-water mark (the sampled tracer)."""
+
+    #: True when :meth:`peak_snapshot` is available.
+    keeps_peak: bool
+
+    def peak_snapshot(self, since: object) -> TraceSnapshot:
+        """What was live at the peak since the last ``reset_peak()``, of what was allocated after ``since``."""
 
 
 class PeakFolder:

@@ -180,6 +180,8 @@ class SampledTracer:
 
     name = "sampled"
     estimate = True
+    #: The tracer keeps the composition of its high-water mark itself (:meth:`peak_snapshot`).
+    keeps_peak = True
 
     def __init__(self, ext: Any, interval: int = DEFAULT_INTERVAL_BYTES) -> None:
         self._ext = ext
@@ -283,6 +285,27 @@ class SampledTracer:
         quiet = self._ext.quiet(True)
         try:
             stats, total = self._group(self._ext.samples(since.seq))
+        finally:
+            self._ext.quiet(quiet)
+        now = time.perf_counter()
+        return TraceSnapshot(tuple(stats), total, True, now, now - began)
+
+    def peak_snapshot(self, since: object) -> TraceSnapshot:
+        """What was live at the high-water mark since the last :meth:`reset_peak`, of the
+        samples taken after ``since``, grouped like :meth:`snapshot` (every stat is live).
+
+        The native sampler keeps this itself at no cost per sample: a new high only
+        records which sample made it, and samples live then are kept after they are freed
+        until the next high, so the composition is exact (for the samples) even when the
+        peak lasted a moment inside a single C call.
+        """
+        if not isinstance(since, _SampledMark):
+            raise TracerError(f"peak_snapshot(since={since!r}) needs a mark made by this tracer's mark()")
+        began = time.perf_counter()
+        quiet = self._ext.quiet(True)
+        try:
+            _peak, samples = self._ext.peak_samples(since.seq)
+            stats, total = self._group(samples)
         finally:
             self._ext.quiet(quiet)
         now = time.perf_counter()

@@ -1,13 +1,18 @@
 """The private, mutable state of one running session, and how it becomes a result.
 
-A recording starts a tracer, remembers where it started, and keeps the
-snapshot taken at the highest traced level it has seen (checkpoints come from
-the monitor thread and, for cells, from every statement of the cell). When it
-stops it turns the final and peak snapshots into a :class:`ProfileResult`.
+A recording starts a tracer, remembers where it started, and keeps what was
+live at the highest traced level it has seen. When it stops it turns the final
+and peak snapshots into a :class:`ProfileResult`.
 
-Snapshot cost is bounded: a checkpoint snapshots only when the traced level has
-grown by at least 2% (and 1 MiB) since the last snapshot, and only while the
-time spent in snapshots (predicted from the last one) stays under 3% of the session plus 0.1 s.
+The sampled tracer keeps the composition of its high-water mark itself (in C,
+at no cost per sample), so its recording never snapshots while it runs: it
+reads the peak composition when the tracer's peak is folded (at its stop, and
+when a nested session resets the shared peak). The exact tracer (tracemalloc)
+cannot, so for it checkpoints (from the monitor thread and, for cells, from
+every statement) snapshot the live set at new highs. That cost is bounded: a
+checkpoint snapshots only when the traced level has grown by at least 2% (and
+1 MiB) since the last snapshot, and only while the time spent in snapshots
+(predicted from the last one) stays under 3% of the session plus 0.1 s.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ..config import ProfilerConfig
 from ..engine import probes
 from ..engine.monitor import MONITOR, Tick
 from ..engine.subscription import Subscription
+from ..engine.protocol import PeakKeeper
 from ..engine.tracers import Frame, StackStat, TraceSnapshot, Tracer
 from ..schema import Summary
 from . import notebook
@@ -97,6 +103,9 @@ class Recording:
         self._held_max: dict[StackKey, tuple[int, int]] = {}
         self._traced_peak = 0
         self._rss_peak = 0
+        #: The tracer keeps its peak composition itself (no checkpoint snapshots).
+        self._keeper = tracer if isinstance(tracer, PeakKeeper) and tracer.keeps_peak else None
+        self.keeps_peak = self._keeper is not None
         self.running = False
 
     # -- life cycle ---------------------------------------------------------------------
@@ -136,8 +145,14 @@ class Recording:
         self.running = True
 
     def _on_traced_peak(self, value: int) -> None:
+        # Called with the tracer's peak before anyone resets it, and at this recording's stop.
         if value > self._traced_peak:
             self._traced_peak = value
+            if self._keeper is not None and self._mark is not None:
+                snap = self._keeper.peak_snapshot(self._mark)
+                self._snap_cost += snap.cost_s
+                self._peak_snap = snap
+                self._snap_level = snap.live_bytes
 
     def _on_rss_peak(self, value: int) -> None:
         if value > self._rss_peak:
@@ -155,7 +170,7 @@ class Recording:
     def checkpoint(self) -> None:
         """Snapshot if the traced level is a new high (within the cost budget)."""
         tracer = self.tracer
-        if tracer is None or not self.running or not self._lock.acquire(blocking=False):
+        if tracer is None or self.keeps_peak or not self.running or not self._lock.acquire(blocking=False):
             return
         try:
             level = tracer.current() - self.traced_start
@@ -206,15 +221,15 @@ class Recording:
             if tracer is not None:
                 with self._lock:
                     traced_end = tracer.current()
+                    peaks = getattr(tracer, "peaks", None)
+                    if peaks is not None:
+                        peaks.fold()  # this recording's listener reads the peak composition
+                        peaks.remove(self._on_traced_peak)
                     final = tracer.snapshot(self._mark)
                     self._snap_cost += final.cost_s
                     if final.live_bytes >= self._snap_level:
                         self._peak_snap = final
                         self._snap_level = final.live_bytes
-                    peaks = getattr(tracer, "peaks", None)
-                    if peaks is not None:
-                        peaks.fold()
-                        peaks.remove(self._on_traced_peak)
         finally:
             if tracer is not None:
                 tracer.stop()

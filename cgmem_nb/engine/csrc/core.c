@@ -6,6 +6,15 @@
  * countdown of mean `cg_mean` bytes is decremented by each allocation, and the
  * allocation that crosses it is recorded with the unbiased weight
  * size / (1 - exp(-size / mean)).
+ *
+ * The composition of the heap at its high-water mark is kept at no cost per
+ * sample beyond two stores at a new high. The peak is the moment just after
+ * sample g_peak_seq was recorded, when the free clock (one tick per freed
+ * sample) read g_peak_clock; a sample was live then iff its seq <= g_peak_seq
+ * and it is still live or died after g_peak_clock. Freed samples that were live
+ * at the peak are "pinned": compaction keeps them (g_npinned counts them), so the
+ * composition can be read back exactly at any time. A new high unpins them all
+ * (everything freed so far died before it).
  */
 #include "sampler.h"
 
@@ -48,6 +57,8 @@ static uint64_t g_dropped = 0;     /* samples lost to libc malloc failures */
 static uint64_t g_evicted_seq = 0; /* freed samples with seq <= this were evicted */
 static double g_live_weight = 0.0, g_peak_weight = 0.0;
 static uint64_t g_filter_passes = 0, g_filter_hits = 0; /* free-path statistics */
+static uint64_t g_free_clock = 0, g_peak_seq = 0, g_peak_clock = 0; /* the high-water mark */
+static size_t g_npinned = 0; /* freed samples that were live at the high-water mark */
 
 static slot_t *g_table = NULL;
 static size_t g_table_cap = 0, g_table_used = 0;
@@ -127,6 +138,8 @@ static void mark_freed(uint64_t idx) {
     cg_sample_t *s = &g_samples[idx];
     if (!s->live) return;
     s->live = 0;
+    s->died = ++g_free_clock;
+    if (s->seq <= g_peak_seq) g_npinned++; /* live at the peak, freed after it */
     g_nfreed++;
     g_live_weight -= s->weight;
     if (g_live_weight < 0) g_live_weight = 0;
@@ -174,12 +187,17 @@ static int64_t table_remove(uintptr_t key) {
     return found;
 }
 
-/* Drop the oldest freed samples and rebuild the table. */
+static inline int pinned(const cg_sample_t *s) {
+    return !s->live && s->seq <= g_peak_seq && s->died > g_peak_clock;
+}
+
+/* Drop the oldest freed samples that are not pinned, and rebuild the table. */
 static void compact_samples(void) {
-    size_t keep_freed = g_freed_cap / 2, to_drop = g_nfreed - keep_freed, w = 0;
+    size_t keep_freed = g_freed_cap / 2, unpinned = g_nfreed - g_npinned, w = 0;
+    size_t to_drop = unpinned > keep_freed ? unpinned - keep_freed : 0;
     for (size_t r = 0; r < g_nsamples; r++) {
         cg_sample_t *s = &g_samples[r];
-        if (!s->live && to_drop > 0) {
+        if (!s->live && to_drop > 0 && !pinned(s)) {
             to_drop--;
             g_nfreed--;
             if (s->seq > g_evicted_seq) g_evicted_seq = s->seq;
@@ -253,7 +271,7 @@ void cg_record(uintptr_t ptr, size_t size, int domain, uint32_t stack, uint16_t 
     uint64_t ts = cg_now_ns();
     pthread_mutex_lock(&cg_lock);
     if (!cg_running) goto out;
-    if (g_nfreed > g_freed_cap) compact_samples();
+    if (g_nfreed - g_npinned > g_freed_cap) compact_samples();
     if (g_nsamples == g_cap_samples) {
         size_t cap = g_cap_samples ? g_cap_samples * 2 : 4096;
         cg_sample_t *s = realloc(g_samples, cap * sizeof(cg_sample_t));
@@ -281,8 +299,14 @@ void cg_record(uintptr_t ptr, size_t size, int domain, uint32_t stack, uint16_t 
     s->tag = tag;
     s->domain = (uint8_t)domain;
     s->live = 1;
+    s->died = 0;
     g_live_weight += weight;
-    if (g_live_weight > g_peak_weight) g_peak_weight = g_live_weight;
+    if (g_live_weight > g_peak_weight) {
+        g_peak_weight = g_live_weight;
+        g_peak_seq = s->seq;
+        g_peak_clock = g_free_clock;
+        g_npinned = 0;
+    }
 out:
     pthread_mutex_unlock(&cg_lock);
 }
@@ -314,6 +338,8 @@ void cg_retrack(int64_t idx, const void *p) {
     /* a compaction may have run meanwhile: only restore if the slot still matches */
     if ((size_t)idx < g_nsamples && g_samples[idx].ptr == (uintptr_t)p && !g_samples[idx].live &&
         table_insert((uintptr_t)p, (uint64_t)idx) == 1) {
+        if (pinned(&g_samples[idx])) g_npinned--;
+        g_samples[idx].died = 0;
         g_samples[idx].live = 1;
         g_nfreed--;
         g_live_weight += g_samples[idx].weight;
@@ -337,6 +363,9 @@ void cg_core_clear(void) {
     __atomic_store_n(&cg_filter, &g_filter_zero, __ATOMIC_RELEASE);
     g_live_weight = g_peak_weight = 0.0;
     g_evicted_seq = g_seq - 1;
+    g_peak_seq = g_seq - 1;
+    g_peak_clock = g_free_clock;
+    g_npinned = 0;
     pthread_mutex_unlock(&cg_lock);
     free(samples);
     free(table);
@@ -401,6 +430,9 @@ void cg_core_live(double *live, double *peak) {
 void cg_core_reset_peak(void) {
     pthread_mutex_lock(&cg_lock);
     g_peak_weight = g_live_weight;
+    g_peak_seq = g_seq - 1;
+    g_peak_clock = g_free_clock;
+    g_npinned = 0;
     pthread_mutex_unlock(&cg_lock);
 }
 
@@ -410,4 +442,44 @@ int cg_core_set_freed_cap(size_t cap) {
     g_freed_cap = cap;
     pthread_mutex_unlock(&cg_lock);
     return 0;
+}
+
+int cg_core_peak_samples(uint64_t since, cg_sample_t **out, size_t *n, double *peak) {
+    cg_sample_t *copy = NULL;
+    size_t count = 0, first = 0, hi;
+    int rc = 0;
+    pthread_mutex_lock(&cg_lock);
+    *peak = g_peak_weight;
+    hi = g_nsamples; /* samples are in seq order */
+    while (first < hi) {
+        size_t mid = first + (hi - first) / 2;
+        if (g_samples[mid].seq < since) first = mid + 1;
+        else hi = mid;
+    }
+    size_t end = first;
+    while (end < g_nsamples && g_samples[end].seq <= g_peak_seq) {
+        if (g_samples[end].live || pinned(&g_samples[end])) count++;
+        end++;
+    }
+    if (count > 0) {
+        copy = malloc(count * sizeof(cg_sample_t));
+        if (copy == NULL) {
+            rc = -1;
+            count = 0;
+        } else {
+            size_t w = 0;
+            for (size_t r = first; r < end; r++) {
+                const cg_sample_t *s = &g_samples[r];
+                if (s->live || pinned(s)) {
+                    copy[w] = *s;
+                    copy[w].live = 1;
+                    w++;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&cg_lock);
+    *out = copy;
+    *n = count;
+    return rc;
 }

@@ -196,12 +196,8 @@ static PyObject *make_sample(const cg_sample_t *s) {
     return item;
 }
 
-static PyObject *m_samples(PyObject *self, PyObject *args) {
-    unsigned long long since;
-    if (!PyArg_ParseTuple(args, "K", &since)) return NULL;
-    cg_sample_t *copy = NULL;
-    size_t n = 0;
-    if (cg_core_samples_since((uint64_t)since, &copy, &n) < 0) return PyErr_NoMemory();
+/* A list of Sample from a malloc'ed copy, which it frees. */
+static PyObject *sample_list(cg_sample_t *copy, size_t n) {
     int busy = cg_t_busy;
     cg_t_busy = 1;
     PyObject *list = PyList_New((Py_ssize_t)n);
@@ -216,6 +212,28 @@ static PyObject *m_samples(PyObject *self, PyObject *args) {
     cg_t_busy = busy;
     free(copy);
     return list;
+}
+
+static PyObject *m_samples(PyObject *self, PyObject *args) {
+    unsigned long long since;
+    if (!PyArg_ParseTuple(args, "K", &since)) return NULL;
+    cg_sample_t *copy = NULL;
+    size_t n = 0;
+    if (cg_core_samples_since((uint64_t)since, &copy, &n) < 0) return PyErr_NoMemory();
+    return sample_list(copy, n);
+}
+
+static PyObject *m_peak_samples(PyObject *self, PyObject *args) {
+    unsigned long long since;
+    if (!PyArg_ParseTuple(args, "K", &since)) return NULL;
+    cg_sample_t *copy = NULL;
+    size_t n = 0;
+    double peak = 0.0;
+    if (cg_core_peak_samples((uint64_t)since, &copy, &n, &peak) < 0) return PyErr_NoMemory();
+    PyObject *list = sample_list(copy, n);
+    if (list == NULL) return NULL;
+    PyObject *out = Py_BuildValue("(dN)", peak, list);
+    return out;
 }
 
 static PyObject *m_stack(PyObject *self, PyObject *arg) {
@@ -302,6 +320,7 @@ static PyMethodDef methods[] = {
     {"hook_numpy", m_hook_numpy, METH_O, "hook_numpy(_ARRAY_API capsule) -> bool: chain onto numpy's default handler."},
     {"unhook_numpy", m_unhook_numpy, METH_NOARGS, "unhook_numpy() -> bool: restore numpy's default handler."},
     {"after_fork_child", m_after_fork_child, METH_NOARGS, "after_fork_child(): reset in a forked child."},
+    {"peak_samples", m_peak_samples, METH_VARARGS, "peak_samples(since_seq) -> (peak bytes, [Sample live at the peak])."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -45,7 +45,7 @@
 /* Where an allocation was made. Keep in step with DOMAIN_NAMES in module.c. */
 enum { CG_DOMAIN_PYMEM = 0, CG_DOMAIN_PYOBJ = 1, CG_DOMAIN_NUMPY = 2, CG_NDOMAINS = 3 };
 
-/* One sampled allocation (48 bytes). */
+/* One sampled allocation (64 bytes). */
 typedef struct {
     uintptr_t ptr;
     uint64_t size;
@@ -57,6 +57,7 @@ typedef struct {
     uint16_t tag;
     uint8_t domain; /* CG_DOMAIN_* */
     uint8_t live;
+    uint64_t died; /* the free clock when the block was freed (0 while live) */
 } cg_sample_t;
 
 /* ---- core.c ---- */
@@ -120,6 +121,9 @@ uint64_t cg_core_next_seq(void);
 void cg_core_live(double *live, double *peak);
 void cg_core_reset_peak(void);
 int cg_core_set_freed_cap(size_t cap);
+/* The samples with seq >= since that were live at the high-water mark (malloc'ed copy,
+ * caller frees; live = 1 in each), and the estimated live bytes then. -1 on no memory. */
+int cg_core_peak_samples(uint64_t since, cg_sample_t **out, size_t *n, double *peak);
 
 /* ---- stacks.c (GIL held) ---- */
 
