@@ -179,8 +179,10 @@ def run_script(args: argparse.Namespace, err: IO[str]) -> int:
     def body() -> dict[str, object]:
         nonlocal status
         try:
+            # The script's globals are returned, so they stay alive until the session ends: "retained".
+            if not MEMORY_PROFILER.needs_checkpoints:  # the sampled tracer keeps its peak itself
+                return runpy.run_path(path, run_name="__main__")
             with line_checkpoints(MEMORY_PROFILER.checkpoint, lambda code: code.co_filename == path and code.co_name == "<module>"):
-                # The script's globals are returned, so they stay alive until the session ends: "retained".
                 return runpy.run_path(path, run_name="__main__")
         except SystemExit as exc:  # the script's own exit status, not an error of the run
             status = _exit_status(exc.code)

@@ -139,7 +139,8 @@ class CgmemMagics(Magics):
             if not code_text.strip():
                 return None
             return run_cell_code(
-                self.shell, code_text, full_source=full_source, first_line=first_line, checkpoint=session.checkpoint
+                self.shell, code_text, full_source=full_source, first_line=first_line,
+                checkpoint=session.checkpoint if session.needs_checkpoints else None,
             )
 
         def deliver(result: ProfileResult, error: BaseException | None) -> None:

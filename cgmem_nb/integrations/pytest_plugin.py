@@ -66,7 +66,8 @@ def _run(session: Session, func: Callable[[], Any], deliver: Callable[[ProfileRe
 
 
 def _checkpointed(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``func`` with a checkpoint after each of its lines and at each return from user code."""
+    """``func`` with a checkpoint after each of its lines and at each return from user code,
+    when a running session needs them (the sampled tracer keeps its peak itself: no tracing)."""
     from ..session.line_checkpoints import line_checkpoints
     from ..session.profiler import MEMORY_PROFILER
 
@@ -74,6 +75,8 @@ def _checkpointed(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def checkpointed(*args: Any, **kwargs: Any) -> Any:
+        if not MEMORY_PROFILER.needs_checkpoints:
+            return func(*args, **kwargs)
         with line_checkpoints(MEMORY_PROFILER.checkpoint, lambda code: code is top):
             return func(*args, **kwargs)
 

@@ -177,6 +177,11 @@ class MemoryProfiler:
                 return value
         return None
 
+    @property
+    def needs_checkpoints(self) -> bool:
+        """True when a running session needs checkpoints to see its peak (see ``Session.needs_checkpoints``)."""
+        return any(s.needs_checkpoints for s in self.active_sessions)
+
     def checkpoint(self) -> None:
         """Give every running session a chance to snapshot a new peak (cheap)."""
         for s in self.active_sessions:

@@ -216,6 +216,13 @@ class Session:
             raise pending
         return result
 
+    @property
+    def needs_checkpoints(self) -> bool:
+        """True while the session's tracer needs :meth:`checkpoint` calls to see its peak: the
+        exact tracer does; the sampled tracer keeps the composition of its peak itself."""
+        rec = self._recording
+        return rec is not None and rec.tracer is not None and not rec.keeps_peak
+
     def checkpoint(self) -> None:
         """Take a peak snapshot now if memory is at a new high (cheap otherwise)."""
         if self._recording is not None:
