@@ -1,15 +1,18 @@
 """Overhead of profiling, measured against an unprofiled run of the same workload.
 
 Usage:
-    .venv/bin/python benchmarks/run.py [--runs 5] [--modes none,sampled,exact] [--workloads a,b]
+    .venv/bin/python benchmarks/run.py [--runs 5] [--modes none,tracer,sampled,exact] [--workloads a,b]
     .venv/bin/python benchmarks/run.py --python .venv/bin/python --python .venv-3.13/bin/python
     .venv/bin/python benchmarks/run.py --callgrind --python ... --python ...
 
 Each run is a separate process (so one run's memory never helps the next);
 modes are interleaved run by run (and interpreters, with several ``--python``);
 the table shows medians and the ratio of each mode's median wall time to the
-unprofiled median. "report" is the time from the end of the workload to the
-finished ProfileResult (snapshot, grouping, tables, analysis). An empty warm-up
+unprofiled median. Modes: ``none`` (unprofiled), ``tracer`` (the sampled tracer
+alone, started and stopped around the work, no session), ``sampled`` and ``exact``
+(a whole default ``MEMORY_PROFILER.session()`` with that tracer). "report" is the
+time from the end of the workload to the finished ProfileResult (the session's
+end; its tables and analysis are built when first read, which no mode does). An empty warm-up
 session runs first in each profiled process, as a kernel's first profiled cell
 would (lazy imports are paid once). Results are also written to
 benchmarks/results.json.
@@ -53,6 +56,27 @@ def child(workload: str, mode: str, empty: bool, tick_s: float | None) -> None:
             func()
         t1 = time.perf_counter()
         report_s = 0.0
+        peak_traced = None
+    elif mode == "tracer":
+        from cgmem_nb import MEMORY_PROFILER
+        from cgmem_nb.engine.sampled import get_tracer
+
+        tracer = get_tracer()
+        if tracer is None:
+            raise SystemExit("the sampled tracer is not available here")
+        depth = MEMORY_PROFILER.config.stack_trace_depth
+        tracer.start(depth)  # warm-up: loads the extension and hooks numpy, as a first session would
+        tracer.stop()
+        t0 = work_end = time.perf_counter()
+        if not empty:
+            tracer.start(depth)
+            try:
+                func()
+            finally:
+                work_end = time.perf_counter()
+                tracer.stop()
+        t1 = time.perf_counter()
+        report_s = t1 - work_end
         peak_traced = None
     else:
         from cgmem_nb import MEMORY_PROFILER
@@ -153,8 +177,8 @@ def print_rows(rows: list[dict[str, object]], exact: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--modes", default="none,sampled", help="comma-separated: none, sampled, exact")
-    parser.add_argument("--workloads", default="pure_python,numpy_temporaries,pandas_strings,notebook_mix")
+    parser.add_argument("--modes", default="none,tracer,sampled", help="comma-separated: none, tracer, sampled, exact")
+    parser.add_argument("--workloads", default="pure_python,numpy_temporaries,pandas_strings,notebook_mix,growing_heap")
     parser.add_argument("--python", action="append", help="interpreter for the runs (repeatable; default: this one)")
     parser.add_argument("--callgrind", action="store_true", help="count instructions under valgrind instead of timing")
     parser.add_argument("--child", nargs=2, metavar=("WORKLOAD", "MODE"), help=argparse.SUPPRESS)

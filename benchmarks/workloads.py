@@ -60,9 +60,21 @@ def notebook_mix() -> Any:
     return len(summary) + float((arr @ arr.T).trace())
 
 
+def growing_heap() -> Any:
+    """A heap that reaches a new high at every step: chunks of records kept, a temporary per chunk."""
+    kept = []
+    for i in range(400):
+        chunk = tuple((j, f"row-{i}-{j}", j * 0.5) for j in range(2_000))
+        tmp = bytearray(300_000)  # freed at once: the peak moves on by a chunk at a time
+        kept.append(chunk)
+        del tmp
+    return sum(len(c) for c in kept)
+
+
 WORKLOADS: dict[str, Callable[[], Any]] = {
     "pure_python": pure_python,
     "numpy_temporaries": numpy_temporaries,
     "pandas_strings": pandas_strings,
     "notebook_mix": notebook_mix,
+    "growing_heap": growing_heap,
 }

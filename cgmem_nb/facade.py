@@ -31,21 +31,24 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .analysis import LEAK_DETECTOR, PATTERN_ANALYZER, RECOMMENDATION_ENGINE, Context, analyze_session
 from .engine.events.bus import EVENT_BUS
 from .engine.events.kinds import LeakDetected, RecommendationGenerated
-from .outputs import export, report
-from .schema import MemoryLeak, Recommendation, UsagePattern, leaks_frame, patterns_frame, recommendations_frame
-from .session.holders import OBSERVATIONS, log_observation
-from .session.namespace import user_namespace
+from .session.deferred import Deferred
 from .session.result import ProfileResult
 
+# The analysis and the outputs are imported when first used: a session's end needs neither
+# (its analysis is deferred), so the first session in a process does not pay for them.
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from .schema import MemoryLeak, Recommendation, UsagePattern
     from .session.profiler import MemoryProfiler
 
 __all__ = ["FACADE", "Facade", "FindingsPublisher"]
 
 log = logging.getLogger(__name__)
+
+_ANALYSIS_TABLES = ("leaks", "patterns", "recommendations")
 
 
 class FindingsPublisher:
@@ -82,31 +85,52 @@ class Facade:
         self.findings = FindingsPublisher()
 
     def finish(self, profiler: MemoryProfiler, result: ProfileResult) -> ProfileResult:
-        """``result`` with the leaks, patterns and recommendations of its session.
+        """``result`` with the leaks, patterns and recommendations of its session, deferred.
 
-        The leak window is the observations taken during the session plus one taken
-        now; the baseline is the last observation before it. Never raises: on failure
-        the result is returned unchanged and the error logged.
+        Nothing is analysed here (this runs on the profiled code's critical path): the
+        three tables are computed together on the first read of any of them, or at once
+        on a background thread when live events are published (the panel and the
+        dashboard show findings as they come). The leak window is the observations taken
+        during the session plus one taken when the analysis runs; the baseline is the last
+        observation before the session; the recommendations look at the variables the
+        session touched, as they are then. Never raises: on failure the tables are empty
+        and the error logged.
         """
-        try:
-            until = time.time()
-            since = until - result.summary.duration_s
-            before = OBSERVATIONS.items(until=since)
-            now = log_observation(profiler)
-            window = [o for o in OBSERVATIONS.items(since=since) if o is not now] + [now]
-            found = analyze_session(result, window, before[-1] if before else None, user_namespace())
-            self.findings.publish(profiler, found.leaks, found.recommendations)
-            return result.with_tables(
-                leaks=leaks_frame(found.leaks),
-                patterns=patterns_frame(found.patterns),
-                recommendations=recommendations_frame(found.recommendations),
-            )
-        except Exception:
-            log.exception("cgmem_nb: the analysis of a session failed; the result has no analysis tables")
-            return result
+        until = time.time()
+        since = until - result.summary.duration_s
+
+        def analyze() -> dict[str, pd.DataFrame]:
+            from .analysis import analyze_session
+            from .schema import leaks_frame, make_frame, patterns_frame, recommendations_frame
+            from .session.holders import OBSERVATIONS, log_observation
+            from .session.namespace import user_namespace
+
+            try:
+                before = OBSERVATIONS.items(until=since)
+                during = OBSERVATIONS.items(since=since, until=until)
+                now = log_observation(profiler)
+                window = [o for o in during if o is not now] + [now]
+                found = analyze_session(result, window, before[-1] if before else None, user_namespace())
+                self.findings.publish(profiler, found.leaks, found.recommendations)
+                return {
+                    "leaks": leaks_frame(found.leaks),
+                    "patterns": patterns_frame(found.patterns),
+                    "recommendations": recommendations_frame(found.recommendations),
+                }
+            except Exception:
+                log.exception("cgmem_nb: the analysis of a session failed; its analysis tables are empty")
+                return {name: make_frame(name) for name in _ANALYSIS_TABLES}
+
+        deferred = Deferred(analyze, _ANALYSIS_TABLES)
+        if profiler.publishing:
+            threading.Thread(target=deferred.tables, name="cgmem_nb-analysis", daemon=True).start()
+        return result.with_tables(**{name: deferred for name in _ANALYSIS_TABLES})
 
     def detect_leaks(self, profiler: MemoryProfiler) -> list[MemoryLeak]:
         """Take an observation now and run the leak detector over every observation kept."""
+        from .analysis import LEAK_DETECTOR
+        from .session.holders import OBSERVATIONS, log_observation
+
         log_observation(profiler)
         leaks = LEAK_DETECTOR.detect(OBSERVATIONS.items())
         self.findings.publish(profiler, leaks, [])
@@ -114,10 +138,17 @@ class Facade:
 
     def analyze_patterns(self, profiler: MemoryProfiler) -> list[UsagePattern]:
         """Per-category patterns over the observations and the stored session results."""
+        from .analysis import PATTERN_ANALYZER
+        from .session.holders import OBSERVATIONS
+
         return PATTERN_ANALYZER.analyze(OBSERVATIONS.items(), profiler.results)
 
     def generate_recommendations(self, profiler: MemoryProfiler) -> list[Recommendation]:
         """Recommendations over the user's variables, the leaks, the observations and the results."""
+        from .analysis import RECOMMENDATION_ENGINE, Context
+        from .session.holders import OBSERVATIONS
+        from .session.namespace import user_namespace
+
         leaks = self.detect_leaks(profiler)
         ctx = Context(namespace=user_namespace(), observations=OBSERVATIONS.items(), leaks=leaks, results=profiler.results)
         recs = RECOMMENDATION_ENGINE.recommend(ctx)
@@ -126,18 +157,26 @@ class Facade:
 
     def export_json(self, profiler: MemoryProfiler, path: str | os.PathLike[str] | None, *, indent: int | None) -> str:
         """The profiler's state as JSON (see :func:`cgmem_nb.outputs.export.profiler_json`)."""
+        from .outputs import export
+
         return export.profiler_json(profiler, path, indent=indent)
 
     def export_csv(self, profiler: MemoryProfiler, directory: str | os.PathLike[str]) -> dict[str, Path]:
         """The profiler's tables as CSV files (see :func:`cgmem_nb.outputs.export.profiler_csv`)."""
+        from .outputs import export
+
         return export.profiler_csv(profiler, directory)
 
     def export_prometheus(self, profiler: MemoryProfiler) -> str:
         """The profiler's figures as Prometheus text (see :func:`cgmem_nb.outputs.export.prometheus`)."""
+        from .outputs import export
+
         return export.prometheus(profiler)
 
     def render(self, result: ProfileResult) -> dict[str, str]:
         """The static report of ``result`` (see :mod:`cgmem_nb.outputs.report`)."""
+        from .outputs import report
+
         return report.render_bundle(result)
 
 

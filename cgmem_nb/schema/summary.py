@@ -113,6 +113,10 @@ class Summary:
     profiler_bytes: int = 0
     #: Seconds the profiler spent on snapshots and on building the result.
     report_s: float = 0.0
+    #: Seconds the end of the session took on the profiled code's critical path: from
+    #: ``stop()`` to the finished result. Tables become DataFrames, and the analysis
+    #: (leaks, patterns, recommendations) runs, when first read; neither is counted here.
+    stop_s: float = 0.0
     #: True when the memory guard watched the session.
     guard_armed: bool = False
     #: RSS at which the guard would fire, when armed.

@@ -21,11 +21,9 @@ import threading
 import time
 from collections import defaultdict
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 
-from .. import schema
 from ..categories import CATEGORY_RULES
 from ..config import ProfilerConfig
 from ..engine import probes
@@ -35,7 +33,11 @@ from ..engine.protocol import PeakKeeper
 from ..engine.tracers import Frame, StackStat, TraceSnapshot, Tracer
 from ..schema import Summary
 from . import notebook
+from .deferred import Deferred, deferred_frame
 from .result import ProfileResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _MIN_GROWTH = 1 << 20
 _GROWTH_FRACTION = 0.02
@@ -254,7 +256,7 @@ class Recording:
         rss_after: int,
         duration: float,
         error: BaseException | None,
-    ) -> tuple[Summary, dict[str, pd.DataFrame]]:
+    ) -> tuple[Summary, dict[str, pd.DataFrame | Deferred]]:
         tracer = self.tracer
         estimate = bool(tracer is not None and tracer.estimate)
         peak_stats = _by_key(self._peak_snap.stats) if self._peak_snap else {}
@@ -391,11 +393,12 @@ class Recording:
         for row in stack_rows:
             row.pop("_filename")
             row.pop("_lineno")
-        tables: dict[str, pd.DataFrame] = {
-            "lines": schema.make_frame("lines", lines[:_MAX_LINE_ROWS]),
-            "stacks": schema.make_frame("stacks", stack_rows[:_MAX_STACK_ROWS]),
-            "categories": schema.make_frame("categories", cats),
-            "threads": schema.make_frame("threads", threads),
-            "timeline": schema.make_frame("timeline", timeline),
+        # DataFrames are built when first read: the session's end stays proportional to its samples.
+        tables: dict[str, pd.DataFrame | Deferred] = {
+            "lines": deferred_frame("lines", lines[:_MAX_LINE_ROWS]),
+            "stacks": deferred_frame("stacks", stack_rows[:_MAX_STACK_ROWS]),
+            "categories": deferred_frame("categories", cats),
+            "threads": deferred_frame("threads", threads),
+            "timeline": deferred_frame("timeline", timeline),
         }
         return summary, tables

@@ -6,6 +6,10 @@ dataclass) and tables (DataFrames whose columns are documented in
 changes after it is made. ``to_json()`` / ``ProfileResult.from_json()`` and
 ``to_csv()`` / ``from_csv()`` round-trip to an equal result (the file formats are
 :mod:`cgmem_nb.session.serialize`'s).
+
+Tables may be given as :class:`~cgmem_nb.session.deferred.Deferred`: they are built
+on first read (a session's tables, and its analysis), so ending a session costs
+what its samples cost, not what DataFrames and the analysis cost.
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import ResultFormatError
 from ..schema import TABLES, Summary, make_frame
 from . import hooks
-from .serialize import dumps, read_csv_export, table_from_dict, table_to_dict, write_atomically, write_tables_csv
+from .deferred import Deferred
+
+if TYPE_CHECKING:  # pandas is imported when a table is first built or read
+    import pandas as pd
 
 _FORMAT = "cgmem_nb.ProfileResult"
 _VERSION = 1
@@ -29,21 +34,53 @@ _VERSION = 1
 class ProfileResult:
     """What one profiling session saw. Immutable; tables are returned as copies."""
 
-    __slots__ = ("_summary", "_tables")
+    __slots__ = ("_summary", "_tables", "_deferred")
 
     def __init__(
-        self, summary: Summary | Mapping[str, Any], tables: Mapping[str, pd.DataFrame], *, copy: bool = True
+        self,
+        summary: Summary | Mapping[str, Any],
+        tables: Mapping[str, pd.DataFrame | Deferred],
+        *,
+        copy: bool = True,
     ) -> None:
         """A result of ``summary`` (a :class:`Summary`, or its :meth:`~Summary.to_dict` form)
         and ``tables`` (tables of :data:`cgmem_nb.schema.TABLES` not given are empty).
 
-        ``copy=False`` takes the frames as they are: for frames made for this result that
-        nobody else holds (the session layer's recordings, a result's own frames).
+        A table given as a :class:`~cgmem_nb.session.deferred.Deferred` is built when first
+        read. ``copy=False`` takes the frames as they are: for frames made for this result
+        that nobody else holds (the session layer's recordings, a result's own frames).
         """
         self._summary = Summary.from_dict(summary)
-        full = {name: make_frame(name) for name in TABLES if name not in tables}
-        full.update({name: frame.copy() for name, frame in tables.items()} if copy else tables)
-        self._tables: Mapping[str, pd.DataFrame] = full
+        self._tables: dict[str, pd.DataFrame] = {}
+        self._deferred: dict[str, Deferred] = {}
+        for name, table in tables.items():
+            if isinstance(table, Deferred):
+                self._deferred[name] = table
+            else:
+                self._tables[name] = table.copy() if copy else table
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        """The table ``name`` itself (not a copy), built now if it was deferred."""
+        frame = self._tables.get(name)
+        if frame is None:
+            deferred = self._deferred.get(name)
+            if deferred is not None:
+                frame = deferred.tables()[name]
+            elif name in TABLES:
+                frame = make_frame(name)
+            else:
+                raise KeyError(f"no table {name!r} in this result; tables: {sorted(self.table_names)}")
+            self._tables[name] = frame  # one dict store: safe if two threads race here
+        return frame
+
+    def _all(self) -> dict[str, pd.DataFrame]:
+        return {name: self._frame(name) for name in self.table_names}
+
+    def _parts(self) -> dict[str, pd.DataFrame | Deferred]:
+        """The tables as given (built ones as frames, pending ones as their Deferred)."""
+        parts: dict[str, pd.DataFrame | Deferred] = dict(self._deferred)
+        parts.update(self._tables)
+        return parts
 
     # -- figures -----------------------------------------------------------------
     @property
@@ -54,15 +91,13 @@ class ProfileResult:
 
     def table(self, name: str) -> pd.DataFrame:
         """A copy of the table ``name`` (see :data:`cgmem_nb.schema.TABLES`)."""
-        try:
-            return self._tables[name].copy()
-        except KeyError:
-            raise KeyError(f"no table {name!r} in this result; tables: {sorted(self._tables)}") from None
+        return self._frame(name).copy()
 
     @property
     def table_names(self) -> list[str]:
         """Names of the tables this result holds."""
-        return list(self._tables)
+        given = set(self._tables) | set(self._deferred)
+        return [name for name in TABLES] + sorted(given - set(TABLES))
 
     @property
     def lines(self) -> pd.DataFrame:
@@ -91,7 +126,10 @@ class ProfileResult:
 
     @property
     def leaks(self) -> pd.DataFrame:
-        """Leaks found for this session (schema ``leaks``; empty when none or not analysed)."""
+        """Leaks found for this session (schema ``leaks``; empty when none or not analysed).
+
+        A session's analysis (leaks, patterns, recommendations) runs when one of the three
+        is first read, over the holders and variables as they are then."""
         return self.table("leaks")
 
     @property
@@ -104,23 +142,24 @@ class ProfileResult:
         """Recommendations made when this session stopped (schema ``recommendations``)."""
         return self.table("recommendations")
 
-    def with_tables(self, **tables: pd.DataFrame) -> ProfileResult:
-        """A new result with tables added or replaced (used by the analysis)."""
-        merged = dict(self._tables)  # frames of an immutable result: safe to share
-        merged.update({name: frame.copy() for name, frame in tables.items()})
+    def with_tables(self, **tables: pd.DataFrame | Deferred) -> ProfileResult:
+        """A new result with tables added or replaced (used by the analysis); a table given
+        as a :class:`~cgmem_nb.session.deferred.Deferred` is built when first read."""
+        merged = self._parts()  # frames of an immutable result: safe to share
+        merged.update({name: t if isinstance(t, Deferred) else t.copy() for name, t in tables.items()})
         return ProfileResult(self._summary, merged, copy=False)
 
     def with_summary(self, **changes: Any) -> ProfileResult:
         """A new result whose summary has ``changes`` applied (tables shared, not copied)."""
-        return ProfileResult(self._summary.replace(**changes), self._tables, copy=False)
+        return ProfileResult(self._summary.replace(**changes), self._parts(), copy=False)
 
     # -- equality and display ------------------------------------------------------
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ProfileResult):
             return NotImplemented
-        if self._summary != other._summary or set(self._tables) != set(other._tables):
+        if self._summary != other._summary or self.table_names != other.table_names:
             return False
-        return all(self._tables[n].equals(other._tables[n]) for n in self._tables)
+        return all(self._frame(n).equals(other._frame(n)) for n in self.table_names)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -135,11 +174,15 @@ class ProfileResult:
     # -- serialization ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict holding everything in the result."""
-        tables = {name: table_to_dict(frame) for name, frame in self._tables.items()}
+        from .serialize import table_to_dict
+
+        tables = {name: table_to_dict(frame) for name, frame in self._all().items()}
         return {"format": _FORMAT, "version": _VERSION, "summary": self._summary.to_dict(), "tables": tables}
 
     def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int | None = None) -> str:
         """The result as JSON text; also written (atomically) to ``path`` when given."""
+        from .serialize import dumps, write_atomically
+
         text = dumps(self.to_dict(), indent=indent)
         if path is not None:
             write_atomically(path, text)
@@ -149,17 +192,23 @@ class ProfileResult:
         """Write each table to ``directory/NAME.csv`` (atomically) plus a ``manifest.json``
         with the dtypes and the summary; returns ``{table: path}``. Read it back with
         :meth:`from_csv` or ``cgmem_nb.export.read_csv_tables(directory)``."""
-        return write_tables_csv(directory, self._tables, extra={"summary": self._summary.to_dict()})
+        from .serialize import write_tables_csv
+
+        return write_tables_csv(directory, self._all(), extra={"summary": self._summary.to_dict()})
 
     @classmethod
     def from_csv(cls, directory: str | os.PathLike[str]) -> ProfileResult:
         """Read a result written by :meth:`to_csv`."""
+        from .serialize import read_csv_export
+
         tables, manifest = read_csv_export(directory)
         return cls(manifest.get("summary", {}), tables)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProfileResult:
         """Rebuild a result from :meth:`to_dict` output."""
+        from .serialize import table_from_dict
+
         if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
             raise ResultFormatError(
                 "this is not a saved cgmem_nb result: expected a JSON object with "

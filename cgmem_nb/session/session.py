@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import time
 import warnings
 from typing import Any, Callable, Protocol, TypeVar
 
@@ -196,6 +197,7 @@ class Session:
         recording = self._recording
         if recording is None:
             raise SessionError("this session is not running; use it as `with MEMORY_PROFILER.session() as s:`")
+        began = time.perf_counter()
         guard, self._guard = self._guard, None
         # The guard's interrupt may land while it is being disarmed: keep it, stop cleanly, re-raise.
         pending = guard.disarm_catching() if guard is not None else None
@@ -208,6 +210,7 @@ class Session:
             self.profiler.session_stopped(self)
         if self.analyze:
             result = hooks.facade().finish(self.profiler, result)
+        result = result.with_summary(stop_s=round(time.perf_counter() - began, 6))
         self.result = result
         self.profiler.keep(result)
         if self.profiler.publishing:

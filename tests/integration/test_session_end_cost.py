@@ -1,0 +1,83 @@
+"""The end of a session does only what its samples need: the analysis runs when first read."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from cgmem_nb import MEMORY_PROFILER, ProfileResult
+from cgmem_nb.analysis import RECOMMENDATION_ENGINE, Context
+from cgmem_nb.analysis.recommend import Difficulty, Draft
+
+pytestmark = pytest.mark.integration
+
+MB = 1000**2
+
+
+class CountingRule:
+    """A recommendation rule that counts its runs and names the biggest touched variable."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.__name__ = "counting_rule"
+
+    def __call__(self, ctx: Context) -> Iterator[Draft]:
+        self.calls += 1
+        for name in sorted(ctx.namespace):
+            if name.startswith("counted_"):
+                yield Draft("counting_rule", name, "seen", "pass", 2 * MB, Difficulty.Easy)
+
+
+@pytest.fixture
+def counting() -> Iterator[CountingRule]:
+    rule = CountingRule()
+    RECOMMENDATION_ENGINE.add_rule(rule)
+    try:
+        yield rule
+    finally:
+        RECOMMENDATION_ENGINE.rules.remove(rule)
+
+
+def test_a_quiet_cell_runs_no_rule_until_its_recommendations_are_read(shell: InteractiveShell, counting: CountingRule) -> None:
+    res = shell.run_cell("%%memprofile -q -o r\ncounted_blocks = [bytes(1_000_000) for _ in range(30)]\n", store_history=True)
+    assert res.error_in_exec is None
+    r: ProfileResult = shell.user_ns["r"]
+    assert counting.calls == 0  # the cell ended without the analysis
+    assert r.summary.stop_s < 0.5 and r.summary.retained_bytes > 25 * MB
+    recs = r.recommendations
+    assert counting.calls == 1
+    assert list(recs[recs["rule"] == "counting_rule"]["target"]) == ["counted_blocks"]
+    assert r.leaks.empty and not r.patterns.empty  # computed in the same run
+    assert counting.calls == 1
+    # The tables, once built, are what the result holds: a copy made from JSON is equal.
+    assert ProfileResult.from_json(r.to_json()) == r
+    assert counting.calls == 1
+
+
+def test_results_read_late_equal_results_read_at_once(counting: CountingRule) -> None:
+    def run() -> ProfileResult:
+        with MEMORY_PROFILER.session("same work", tracer="exact") as s:
+            counted = [bytes(1_000_000) for _ in range(5)]
+            del counted
+        assert s.result is not None
+        return s.result
+
+    late = run()
+    early = run()
+    early_tables = {name: early.table(name) for name in early.table_names}
+    assert counting.calls == 1
+    assert late.lines.equals(early_tables["lines"])
+    assert late.recommendations.equals(early_tables["recommendations"])
+    assert counting.calls == 2
+    assert late.summary.stop_s >= 0 and late.summary.peak_bytes == early.summary.peak_bytes
+
+
+def test_a_session_that_is_never_read_never_analyses(counting: CountingRule) -> None:
+    for _ in range(3):
+        with MEMORY_PROFILER.session() as s:
+            block: Any = bytes(3_000_000)
+        del block
+    assert s.result is not None and s.result.summary.stop_s > 0
+    assert counting.calls == 0
