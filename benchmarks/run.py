@@ -181,6 +181,7 @@ def main() -> None:
     parser.add_argument("--workloads", default="pure_python,numpy_temporaries,pandas_strings,notebook_mix,growing_heap")
     parser.add_argument("--python", action="append", help="interpreter for the runs (repeatable; default: this one)")
     parser.add_argument("--callgrind", action="store_true", help="count instructions under valgrind instead of timing")
+    parser.add_argument("--out", default=str(HERE / "results.json"), help="where to write the rows as JSON")
     parser.add_argument("--child", nargs=2, metavar=("WORKLOAD", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--empty", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tick", type=float, default=None, help=argparse.SUPPRESS)
@@ -195,7 +196,7 @@ def main() -> None:
     workloads = args.workloads.split(",")
     rows = callgrind(pythons, workloads, modes) if args.callgrind else wall(pythons, workloads, modes, args.runs)
     print_rows(rows, args.callgrind)
-    (HERE / "results.json").write_text(json.dumps({"runs": 1 if args.callgrind else args.runs, "rows": rows}, indent=2))
+    Path(args.out).write_text(json.dumps({"runs": 1 if args.callgrind else args.runs, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -58,8 +58,8 @@ def test_a_quiet_cell_runs_no_rule_until_its_recommendations_are_read(shell: Int
 
 def test_results_read_late_equal_results_read_at_once(counting: CountingRule) -> None:
     def run() -> ProfileResult:
-        with MEMORY_PROFILER.session("same work", tracer="exact") as s:
-            counted = [bytes(1_000_000) for _ in range(5)]
+        with MEMORY_PROFILER.session("same work", tracer="sampled") as s:
+            counted = [bytes(1_000_000) for _ in range(5)]  # 1 MB blocks: far above the interval, always sampled
             del counted
         assert s.result is not None
         return s.result
@@ -81,3 +81,17 @@ def test_a_session_that_is_never_read_never_analyses(counting: CountingRule) -> 
         del block
     assert s.result is not None and s.result.summary.stop_s > 0
     assert counting.calls == 0
+
+
+def test_a_temporary_inside_one_statement_is_held_by_its_line_in_a_cell(shell: InteractiveShell) -> None:
+    shell.run_cell("import numpy as np", store_history=True)
+    res = shell.run_cell(
+        "%%memprofile -q -o r\nx = 1\ntotal = float(np.ones(12_500_000).sum())  # 100 MB, freed in the statement\n",
+        store_history=True,
+    )
+    assert res.error_in_exec is None and shell.user_ns["total"] == 12_500_000.0
+    r: ProfileResult = shell.user_ns["r"]
+    lines = r.lines.set_index("location")
+    held = int(lines.loc[f"In[{r.summary.cell}]:3", "peak_bytes"])  # line 1 is the magic
+    assert abs(held - 100 * MB) < 0.02 * 100 * MB, held  # one 100 MB block: always sampled, at its size
+    assert r.summary.peak_coverage >= 0.95 and int(lines["retained_bytes"].sum()) < MB
