@@ -33,7 +33,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..config import check_depth
 from ..errors import TracerError
@@ -279,37 +279,17 @@ class SampledTracer:
         to a cap (``stats()['freed_cap']``); beyond it the oldest are evicted and
         ``allocated_*`` of older marks become lower bounds.
         """
-        if not isinstance(since, _SampledMark):
-            raise TracerError(f"snapshot(since={since!r}) needs a mark made by this tracer's mark()")
-        began = time.perf_counter()
-        quiet = self._ext.quiet(True)
-        try:
-            stats, total = self._group(self._ext.samples(since.seq))
-        finally:
-            self._ext.quiet(quiet)
-        now = time.perf_counter()
-        return TraceSnapshot(tuple(stats), total, True, now, now - began)
+        return self._grouped("snapshot", since, lambda seq: self._ext.samples(seq))
 
     def peak_snapshot(self, since: object) -> TraceSnapshot:
         """What was live at the high-water mark since the last :meth:`reset_peak`, of the
         samples taken after ``since``, grouped like :meth:`snapshot` (every stat is live).
 
-        The native sampler keeps this itself at no cost per sample: a new high only
-        records which sample made it, and samples live then are kept after they are freed
-        until the next high, so the composition is exact (for the samples) even when the
-        peak lasted a moment inside a single C call.
+        The native sampler keeps it at no cost per sample (``csrc/core.c``): a new high
+        records which sample made it, and samples live then outlive their free until the
+        next high, so it is exact for the samples even for a peak inside one C call.
         """
-        if not isinstance(since, _SampledMark):
-            raise TracerError(f"peak_snapshot(since={since!r}) needs a mark made by this tracer's mark()")
-        began = time.perf_counter()
-        quiet = self._ext.quiet(True)
-        try:
-            _peak, samples = self._ext.peak_samples(since.seq)
-            stats, total = self._group(samples)
-        finally:
-            self._ext.quiet(quiet)
-        now = time.perf_counter()
-        return TraceSnapshot(tuple(stats), total, True, now, now - began)
+        return self._grouped("peak_snapshot", since, lambda seq: self._ext.peak_samples(seq)[1])
 
     # -- extras ------------------------------------------------------------------------
 
@@ -328,6 +308,18 @@ class SampledTracer:
         self._ext.seed(seed)
 
     # -- internals -----------------------------------------------------------------------
+
+    def _grouped(self, what: str, since: object, read: Callable[[int], list[Sample]]) -> TraceSnapshot:
+        if not isinstance(since, _SampledMark):
+            raise TracerError(f"{what}(since={since!r}) needs a mark made by this tracer's mark()")
+        began = time.perf_counter()
+        quiet = self._ext.quiet(True)
+        try:
+            stats, total = self._group(read(since.seq))
+        finally:
+            self._ext.quiet(quiet)
+        now = time.perf_counter()
+        return TraceSnapshot(tuple(stats), total, True, now, now - began)
 
     def _frames(self, stack_id: int | None) -> tuple[Frame, ...]:
         if stack_id is None:
