@@ -60,8 +60,8 @@ class Context:
     #: Smallest savings worth a recommendation.
     min_savings: int = 1 * MB
     #: Columns up to this many rows are measured exactly; longer ones from a sample.
-    exact_rows: int = 2_000_000
-    sample_rows: int = 200_000
+    exact_rows: int = 100_000
+    sample_rows: int = 50_000
     #: Share of distinct values under which a text column should be a category.
     max_unique_share: float = 0.5
 

@@ -51,7 +51,7 @@ def _codes_itemsize(n_unique: int) -> int:
     return 8
 
 
-def category_savings(col: pd.Series, *, exact_rows: int = 2_000_000, sample_rows: int = 200_000) -> tuple[int, int, float] | None:
+def category_savings(col: pd.Series, *, exact_rows: int = 100_000, sample_rows: int = 50_000) -> tuple[int, int, float] | None:
     """Bytes converting ``col`` to ``category`` frees: ``(savings, error_95, unique_share)``.
 
     What the column frees is its pointer array and each distinct string object

@@ -1,7 +1,9 @@
 """One monitor thread per process: samples RSS and traced bytes for its subscribers.
 
-The thread runs only while something subscribes and stops when the last
-subscription closes. Subscribers (sessions, the live panel, the dashboard, the
+The thread ticks only while something subscribes. When the last subscription
+closes it parks (no ticks, no reads) for :data:`LINGER_S` seconds before it
+exits, so that consecutive cells and sessions do not each pay for a new
+thread. Subscribers (sessions, the live panel, the dashboard, the
 guard) get every :class:`Tick` on the monitor thread and must return quickly.
 
 While the event bus (:data:`cgmem_nb.engine.events.EVENT_BUS`) has listeners
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: Default seconds between ticks.
 DEFAULT_INTERVAL = 0.1
+#: Seconds the thread stays parked, ticking nothing, after the last subscription closes.
+LINGER_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class Monitor:
 
     def __init__(self, timeline_size: int = 36_000) -> None:
         self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
         self._subs: list[Subscription[Tick]] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -111,37 +116,34 @@ class Monitor:
 
     def subscribe(self, callback: TickCallback, interval: float = DEFAULT_INTERVAL) -> Subscription[Tick]:
         """Call ``callback(tick)`` on the monitor thread every ``interval`` seconds (the
-        smallest interval among subscribers wins). Starts the thread if needed; close the
-        subscription to stop (the thread stops when no subscription is left)."""
+        smallest interval among subscribers wins). Starts (or wakes) the thread if needed;
+        close the subscription to stop (ticks stop when no subscription is left)."""
         sub: Subscription[Tick] = Subscription(callback, self._remove, interval=interval)
         with self._lock:
+            if not self._subs:
+                self._started_perf = time.perf_counter()
+                self._publishing = False
             self._subs.append(sub)
             if self._thread is None or not self._thread.is_alive():
                 self._stop = threading.Event()
-                self._started_perf = time.perf_counter()
-                self._publishing = False
                 self._thread = threading.Thread(
                     target=self._run, args=(self._stop,), name="cgmem-monitor", daemon=True
                 )
                 self._thread.start()
+            else:
+                self._wake.notify_all()
         return sub
 
     def _remove(self, sub: Subscription[Tick]) -> None:
-        thread = None
         with self._lock:
             if sub in self._subs:
                 self._subs.remove(sub)
-            if not self._subs and self._thread is not None:
-                self._stop.set()
-                thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
 
     @property
     def running(self) -> bool:
-        """True while the monitor thread is alive."""
+        """True while the monitor thread ticks for at least one subscription."""
         thread = self._thread
-        return thread is not None and thread.is_alive()
+        return bool(self._subs) and thread is not None and thread.is_alive()
 
     def read(self) -> Tick:
         """Take one reading now (on the calling thread)."""
@@ -156,9 +158,13 @@ class Monitor:
     def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             with self._lock:
+                if not self._subs:
+                    self._wake.wait(LINGER_S)  # parked: woken by subscribe()
+                    if not self._subs:
+                        if self._thread is threading.current_thread():
+                            self._thread = None
+                        return
                 subs = list(self._subs)
-            if not subs:
-                break
             try:
                 tick = self.read()
             except Exception:  # pragma: no cover - psutil failing is not worth a dead thread
