@@ -62,7 +62,7 @@ def namespace_child(gb: float) -> None:
 
     shell = InteractiveShell.instance()
     shell.run_cell("%load_ext cgmem_nb", store_history=True)
-    rows = int(gb * 1e9 / 2 / 200)  # two frames, ~200 bytes per row with their strings
+    rows = int(gb * 1e9 / 2 / 156)  # two frames of ~156 bytes per row, strings included (deep)
     rng = np.random.default_rng(0)
     for name in ("left", "right"):
         keys = rng.integers(0, rows, rows)
