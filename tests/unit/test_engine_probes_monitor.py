@@ -72,6 +72,29 @@ def test_monitor_runs_only_while_subscribed() -> None:
     assert [t.perf for t in ticks] == sorted(t.perf for t in ticks)
 
 
+def test_monitor_thread_parks_between_subscriptions_and_exits_after_lingering(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cgmem_nb.engine import monitor as monitor_module
+
+    monitor = Monitor()
+    first = threading.Event()
+    with monitor.subscribe(lambda t: first.set(), interval=0.01):
+        assert first.wait(5)
+        thread = monitor._thread
+    assert not monitor.running and thread is not None and thread.is_alive()  # parked, ticking nothing
+    again = threading.Event()
+    with monitor.subscribe(lambda t: again.set(), interval=0.01):
+        assert again.wait(5)
+        assert monitor._thread is thread  # the same thread, woken: no new thread per session
+    monkeypatch.setattr(monitor_module, "LINGER_S", 0.05)
+    with monitor.subscribe(lambda t: None, interval=0.01):
+        pass  # the thread parks again, now with the short linger
+    thread.join(5)
+    assert not thread.is_alive() and monitor._thread is None
+    woke = threading.Event()
+    with monitor.subscribe(lambda t: woke.set(), interval=0.01):
+        assert woke.wait(5) and monitor.running  # a new thread once the old one has gone
+
+
 def test_monitor_survives_a_failing_subscriber() -> None:
     monitor = Monitor()
     good = threading.Event()
