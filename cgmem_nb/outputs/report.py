@@ -14,6 +14,8 @@ from ..session.result import ProfileResult
 from ..units import format_bytes
 
 DEFAULT_TOP = 10
+#: Most lines a report shows (``--top``).
+MAX_TOP = 10_000
 
 
 def _headline(result: ProfileResult) -> list[tuple[str, str]]:

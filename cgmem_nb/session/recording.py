@@ -12,11 +12,13 @@ time spent in snapshots (predicted from the last one) stays under 3% of the sess
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
+import tracemalloc
 from collections import defaultdict
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -64,6 +66,57 @@ def _by_key(stats: tuple[StackStat, ...]) -> dict[StackKey, StackStat]:
     return out
 
 
+class _ShortStack:
+    """A worker thread that takes the exact tracer's snapshots on a short stack.
+
+    tracemalloc records a traceback for every allocation the snapshot code makes,
+    turning each frame into a line number by scanning its function's line table.
+    Under a cell the stack is a dozen frames of IPython with long functions; on
+    this thread it is a few short ones, and a snapshot of a long cell is about 3x
+    cheaper. The thread is started before tracemalloc is (so its own start-up is
+    never traced) and then waits, idle, for the next snapshot.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue[tuple[Callable[[], TraceSnapshot], list[Any], threading.Event]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def ensure(self) -> None:
+        """Start the worker unless it runs (call before tracing starts)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="cgmem-snapshot", daemon=True)
+                self._thread.start()
+
+    def call(self, func: Callable[[], TraceSnapshot]) -> TraceSnapshot:
+        """``func()`` on the worker (on the calling thread when the worker is not running)."""
+        thread = self._thread
+        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+            return func()
+        box: list[Any] = []
+        done = threading.Event()
+        self._requests.put((func, box, done))
+        done.wait()
+        value = box[0]
+        if isinstance(value, BaseException):
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def _serve(self) -> None:
+        while True:
+            func, box, done = self._requests.get()
+            try:
+                box.append(func())
+            except BaseException as exc:  # handed back to the caller
+                box.append(exc)
+            done.set()
+            del func, box, done
+
+
+_SHORT_STACK = _ShortStack()
+
+
 class Recording:
     """One session's recording. Not thread-safe for start/stop; checkpoints are."""
 
@@ -97,6 +150,8 @@ class Recording:
         self._held_max: dict[StackKey, tuple[int, int]] = {}
         self._traced_peak = 0
         self._rss_peak = 0
+        #: Seconds into the session when tracemalloc was found stopped (exact tracer), else None.
+        self._tracing_lost: float | None = None
         self.running = False
 
     # -- life cycle ---------------------------------------------------------------------
@@ -108,6 +163,8 @@ class Recording:
         self.t0 = time.perf_counter()
         self.rss_before = probes.rss()
         self._rss_peak = self.rss_before
+        if self.tracer is not None and self.tracer.name == "exact":
+            _SHORT_STACK.ensure()
         try:
             if self.tracer is not None:
                 self.tracer.start(self.depth)
@@ -158,6 +215,8 @@ class Recording:
         if tracer is None or not self.running or not self._lock.acquire(blocking=False):
             return
         try:
+            if tracer.name == "exact" and self._tracing_lost is None:
+                self._check_tracemalloc()
             level = tracer.current() - self.traced_start
             if level < self._snap_level + max(_MIN_GROWTH, _GROWTH_FRACTION * self._snap_level):
                 return
@@ -167,12 +226,28 @@ class Recording:
             predicted = self._last_cost * (size / self._last_hint) if self._last_hint else 0.0
             if self._snap_cost + predicted > _BUDGET_FIXED_S + _BUDGET_FRACTION * elapsed:
                 return
-            snap = tracer.snapshot(self._mark)
+            snap = self._snapshot(tracer)
             self._snap_cost += snap.cost_s
             self._last_cost, self._last_hint = snap.cost_s, size
             self._take(snap)
         finally:
             self._lock.release()
+
+    def _snapshot(self, tracer: Tracer) -> TraceSnapshot:
+        """``tracer.snapshot(mark)``; for the exact tracer on a short stack, and noting a
+        tracemalloc that someone stopped under the session."""
+        if tracer.name != "exact":
+            return tracer.snapshot(self._mark)
+        self._check_tracemalloc()
+        if threading.current_thread().name == "cgmem-monitor":
+            return tracer.snapshot(self._mark)
+        mark = self._mark
+        return _SHORT_STACK.call(lambda: tracer.snapshot(mark))
+
+    def _check_tracemalloc(self) -> None:
+        """Remember (once) that tracemalloc stopped while the exact tracer's session ran."""
+        if self._tracing_lost is None and not tracemalloc.is_tracing():
+            self._tracing_lost = max(time.perf_counter() - self.t0, 0.0)
 
     def snapshot_now(self) -> TraceSnapshot | None:
         """Snapshot the live allocations now, whatever the level (the guard does, when it
@@ -181,7 +256,7 @@ class Recording:
         if tracer is None or not self.running:
             return None
         with self._lock:
-            snap = tracer.snapshot(self._mark)
+            snap = self._snapshot(tracer)
             self._snap_cost += snap.cost_s
             self._take(snap)
         return snap
@@ -205,8 +280,10 @@ class Recording:
         try:
             if tracer is not None:
                 with self._lock:
+                    if tracer.name == "exact":
+                        self._check_tracemalloc()
                     traced_end = tracer.current()
-                    final = tracer.snapshot(self._mark)
+                    final = self._snapshot(tracer)
                     self._snap_cost += final.cost_s
                     if final.live_bytes >= self._snap_level:
                         self._peak_snap = final
@@ -232,6 +309,16 @@ class Recording:
         return ProfileResult(summary.replace(report_s=round(build_s + self._snap_cost, 6)), tables, copy=False)
 
     # -- building the result ------------------------------------------------------------
+    def _note(self) -> str | None:
+        notes = [self.tracer_note] if self.tracer_note else []
+        if self._tracing_lost is not None:
+            notes.append(
+                f"tracemalloc was stopped about {self._tracing_lost:.2f} s into the session (tracemalloc.stop() "
+                "outside cgmem_nb): allocations after that were not traced, so the traced figures and the "
+                "line tables undercount; leave tracemalloc running while an --exact session runs"
+            )
+        return "; ".join(notes) or None
+
     def _build(
         self,
         final: TraceSnapshot | None,
@@ -370,7 +457,7 @@ class Recording:
             stacks_total=len(stack_rows),
             error=None if error is None else f"{type(error).__name__}: {error}",
             interrupted=isinstance(error, KeyboardInterrupt),
-            note=self.tracer_note,
+            note=self._note(),
             profiler_bytes=own_bytes,
         )
         for row in stack_rows:

@@ -22,7 +22,7 @@ from ..engine import probes
 from ..engine.events.bus import EVENT_BUS
 from ..engine.events.kinds import SessionFinished, SessionStarted
 from ..engine.tracers import EXACT_TRACER, Tracer, available_tracers
-from ..errors import ConfigError, SessionError
+from ..errors import ConfigError, SessionError, TracerError
 from ..units import parse_size
 from . import hooks, notebook
 from .guard import MemoryGuard, guard_summary
@@ -122,10 +122,19 @@ class Session:
         self.tracer_choice: TracerChoice = tracer
         self.depth = depth
         self.limit = parse_size(limit, what="limit") if limit is not None else None
+        if self.limit == 0:
+            raise ConfigError(
+                f"limit={limit!r} is not accepted: give a positive size such as '500 MB', or None for the profiler's limit"
+            )
         #: Mean sampling interval in bytes for the sampled tracer (None: from the config).
         self.interval = parse_size(interval, what="sampling interval") if interval is not None else None
-        if self.interval is not None and self.interval <= 0:
-            raise ConfigError(f"interval={interval!r} is not accepted: give a positive size such as '64 KiB'")
+        if self.interval is not None:
+            from ..engine.sampled import parse_interval
+
+            try:
+                parse_interval(self.interval)
+            except TracerError as exc:
+                raise ConfigError(str(exc).replace(str(self.interval), repr(interval), 1)) from None
         self.cell = cell
         if guard is not None and not isinstance(guard, bool):
             raise ConfigError(f"guard={guard!r} is not accepted: give True, False or None (None follows ProfilerConfig.guard)")
