@@ -102,10 +102,11 @@ def category_rows(profiler: MemoryProfiler, metrics: MemoryMetrics | None = None
 
 def findings_tables(profiler: MemoryProfiler) -> dict[str, pd.DataFrame]:
     """``profiler.detect_leaks()`` and ``profiler.generate_recommendations()`` as the
-    ``leaks`` and ``recommendations`` tables."""
+    ``leaks`` and ``recommendations`` tables, read without changing anything (``observe=False``:
+    an export takes no observation and leaves the leak history as it was)."""
     return {
-        "leaks": leaks_frame(profiler.detect_leaks()),
-        "recommendations": recommendations_frame(profiler.generate_recommendations()),
+        "leaks": leaks_frame(profiler.detect_leaks(observe=False)),
+        "recommendations": recommendations_frame(profiler.generate_recommendations(observe=False)),
     }
 
 
@@ -213,7 +214,7 @@ def prometheus(profiler: MemoryProfiler | None = None, *, leaks_detected: int | 
     m = metrics_dict(profiler, metrics)
     cats = category_rows(profiler, metrics)
     if leaks_detected is None:
-        leaks_detected = len(profiler.detect_leaks())
+        leaks_detected = len(profiler.detect_leaks(observe=False))
 
     def families() -> Iterable[Any]:
         for name, doc, value in (

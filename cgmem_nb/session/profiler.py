@@ -201,17 +201,21 @@ class MemoryProfiler:
             return list(self._results)
 
     # -- analysis and exports (the seed's API, served by the facade) ------------------------
-    def detect_leaks(self) -> list[MemoryLeak]:
-        """Leaks found so far, taking an observation now (see :mod:`cgmem_nb.analysis.leaks`)."""
-        return hooks.facade().detect_leaks(self)
+    def detect_leaks(self, *, observe: bool = True) -> list[MemoryLeak]:
+        """Leaks found so far, taking an observation now (see :mod:`cgmem_nb.analysis.leaks`).
+
+        ``observe=False`` only reads: no observation is taken and the leak history is not
+        updated (the exports and the dashboard read this way, so reading changes nothing)."""
+        return hooks.facade().detect_leaks(self, observe=observe)
 
     def analyze_patterns(self) -> list[UsagePattern]:
         """Per-category usage patterns over everything recorded."""
         return hooks.facade().analyze_patterns(self)
 
-    def generate_recommendations(self) -> list[Recommendation]:
-        """Recommendations, most important first, with measured savings."""
-        return hooks.facade().generate_recommendations(self)
+    def generate_recommendations(self, *, observe: bool = True) -> list[Recommendation]:
+        """Recommendations, most important first, with measured savings (``observe=False``:
+        a read that changes nothing, as for :meth:`detect_leaks`)."""
+        return hooks.facade().generate_recommendations(self, observe=observe)
 
     def export_json(self, path: str | os.PathLike[str] | None = None, *, indent: int | None = None) -> str:
         """The profiler's state (metrics, sessions, manual records, monitor timeline and
