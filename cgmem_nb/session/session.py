@@ -24,7 +24,7 @@ from ..engine.events.kinds import SessionFinished, SessionStarted
 from ..engine.tracers import EXACT_TRACER, Tracer, available_tracers
 from ..errors import ConfigError, SessionError, TracerError
 from ..units import parse_size
-from . import hooks, notebook
+from . import hooks, interrupts, notebook
 from .guard import MemoryGuard, guard_summary
 from .recording import Recording
 from .result import ProfileResult
@@ -146,6 +146,7 @@ class Session:
         #: The finished result, once the session has ended.
         self.result: ProfileResult | None = None
         self._recording: Recording | None = None
+        self._main_thread = False
         #: Identifier of the session in its SessionStarted / SessionFinished events.
         self.session_id = f"session-{next(_SESSION_IDS)}"
 
@@ -161,20 +162,55 @@ class Session:
         return rec.tracer.current() if rec is not None and rec.tracer is not None else None
 
     def start(self) -> Session:
-        """Start recording (``with`` does this for you)."""
+        """Start recording (``with`` does this for you).
+
+        Interrupt-safe: a Ctrl-C that arrives while the session starts waits until it has
+        started, then the start is undone and the ``KeyboardInterrupt`` raised, so a session
+        either starts whole or not at all (see :mod:`cgmem_nb.session.interrupts`).
+        """
         if self._recording is not None:
             raise SessionError("this session is already running; a Session object records once")
         if self.result is not None:
             raise SessionError("this session has ended; start a new one with MEMORY_PROFILER.session()")
-        recording = self._begin()
-        self._recording = recording
-        self.profiler.session_started(self)
-        config = self.profiler.config
-        if self.guard if self.guard is not None else config.guard:
-            self._guard = MemoryGuard(recording, fraction=config.guard_fraction, limit=recording.limit.bytes).arm()
+        held = interrupts.hold()
+        try:
+            recording = self._begin()
+            try:
+                self._recording = recording
+                self.profiler.session_started(self)
+                config = self.profiler.config
+                if self.guard if self.guard is not None else config.guard:
+                    self._guard = MemoryGuard(recording, fraction=config.guard_fraction, limit=recording.limit.bytes).arm()
+            except BaseException:
+                self._undo_start(recording)
+                raise
+        except BaseException:
+            interrupts.release(held, deliver=False)
+            raise
+        if held and interrupts.pending():  # Ctrl-C while starting: undo, then deliver it
+            self._undo_start(recording)
+            interrupts.release(held)
         if self.profiler.publishing:
-            EVENT_BUS.publish(SessionStarted(self.session_id, recording.label))
+            try:
+                EVENT_BUS.publish(SessionStarted(self.session_id, recording.label))
+            except BaseException:
+                self._undo_start(recording)
+                interrupts.release(held, deliver=False)
+                raise
+        self._main_thread = held
+        # The last step: a plain update, so an interrupt arriving now is raised in the caller.
+        interrupts.release(held, session_delta=1)
         return self
+
+    def _undo_start(self, recording: Recording) -> None:
+        """Take back a start that could not finish: nothing stays registered or running."""
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.disarm_catching()
+        self._recording = None
+        self.profiler.session_stopped(self)
+        if recording.running:
+            recording.stop()
 
     def _begin(self) -> Recording:
         config = self.profiler.config
@@ -195,22 +231,28 @@ class Session:
         """Stop recording and return (and store) the result.
 
         ``error`` is the exception the profiled code raised, if any (it is named in the
-        summary). If the guard's interrupt lands while the session stops, the session
-        stops cleanly first and the ``KeyboardInterrupt`` is raised after.
+        summary). If the guard's interrupt (or a Ctrl-C) lands while the session stops, the
+        session stops cleanly first and the ``KeyboardInterrupt`` is raised after (the
+        finished result is then on :attr:`result`).
         """
         recording = self._recording
         if recording is None:
             raise SessionError("this session is not running; use it as `with MEMORY_PROFILER.session() as s:`")
-        guard, self._guard = self._guard, None
-        # The guard's interrupt may land while it is being disarmed: keep it, stop cleanly, re-raise.
-        pending = guard.disarm_catching() if guard is not None else None
-        self._recording = None
+        held = interrupts.hold()
         try:
-            result = recording.stop(error if error is not None else pending)
-            if guard is not None:
-                result = result.with_summary(**guard_summary(guard))
+            guard, self._guard = self._guard, None
+            # The guard's interrupt may land while it is being disarmed: keep it, stop cleanly, re-raise.
+            pending = guard.disarm_catching() if guard is not None else None
+            self._recording = None
+            try:
+                result = recording.stop(error if error is not None else pending)
+                if guard is not None:
+                    result = result.with_summary(**guard_summary(guard))
+            finally:
+                self.profiler.session_stopped(self)
+            self.result = result
         finally:
-            self.profiler.session_stopped(self)
+            interrupts.release(held, session_delta=-1 if self._main_thread else 0)
         if self.analyze:
             result = hooks.facade().finish(self.profiler, result)
         self.result = result
