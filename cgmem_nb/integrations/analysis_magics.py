@@ -35,7 +35,9 @@ def _argument(*args: Any, **kwargs: Any) -> Callable[[F], F]:
 
 
 def _parse(magic: Any, line: str) -> Any:
-    return magic_args.parse(magic, line)
+    args = magic_args.parse(magic, line)
+    magic_args.checked_config()
+    return args
 
 
 line_magic = cast(Callable[[F], F], _line_magic)

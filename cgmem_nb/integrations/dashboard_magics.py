@@ -48,6 +48,7 @@ class DashboardMagics(Magics):
         """
         global DASHBOARD
         args = magic_args.parse(self.memdash, line)
+        magic_args.checked_config()
         if args.stop:
             if DASHBOARD is None or not DASHBOARD.running:
                 print("cgmem_nb dashboard: not running")

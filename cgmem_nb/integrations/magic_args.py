@@ -16,7 +16,10 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
-__all__ = ["parse", "seconds", "usage_error"]
+from ..config import ProfilerConfig
+from ..errors import CgmemError
+
+__all__ = ["checked_config", "parse", "seconds", "usage_error"]
 
 
 def usage_error(magic: Any, message: str) -> UsageError:
@@ -52,3 +55,14 @@ def seconds(magic: Any, option: str, value: float | None, *, low: float, high: f
         accepted = f"{'0 (off) or ' if zero else ''}seconds from {low:g} to {high:g}"
         raise usage_error(magic, f"{option} {value!r} is not accepted: give {accepted}")
     return float(value)
+
+
+def checked_config() -> ProfilerConfig:
+    """The process-wide profiler's configuration; a bad ``MEMORY_PROFILER_*`` variable is a
+    one-line ``UsageError`` naming it (not a library traceback)."""
+    from ..session.profiler import MEMORY_PROFILER
+
+    try:
+        return MEMORY_PROFILER.config
+    except CgmemError as exc:
+        raise UsageError(f"cgmem_nb: {exc}") from None

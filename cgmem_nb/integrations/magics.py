@@ -117,6 +117,7 @@ class CgmemMagics(Magics):
                 full_source = raw
                 first_line = raw[: len(raw) - len(cell)].count("\n") + 1
         args = magic_args.parse(self.memprofile, options)
+        magic_args.checked_config()
         if args.output is not None and (not args.output.isidentifier() or keyword.iskeyword(args.output)):
             raise _usage_error(f"-o {args.output!r} is not accepted: give a variable name such as r")
         if args.top is not None and not 0 <= args.top <= MAX_TOP:

@@ -58,6 +58,7 @@ class PanelMagics(Magics):
         """
         global _KERNEL_PANEL
         args = magic_args.parse(self.mempanel, line)
+        magic_args.checked_config()
         if not (math.isfinite(args.rate) and 0.1 <= args.rate <= 60):
             raise magic_args.usage_error(self.mempanel, f"--rate {args.rate!r} is not accepted: give redraws per second from 0.1 to 60")
         if args.close:

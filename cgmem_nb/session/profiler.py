@@ -353,6 +353,20 @@ def _traced_bytes_of_all_sessions() -> int | None:
 # The one monitor measures pressure against the process-wide profiler's limit and publishes
 # only while its configuration allows live events (set here, not in __init__, so an isolated
 # MemoryProfiler does not take the monitor over).
-MONITOR.set_limit_reader(lambda: MEMORY_PROFILER.memory_limit().bytes)
-MONITOR.set_publish_gate(lambda: MEMORY_PROFILER.config.real_time_monitoring)
+def _publish_gate() -> bool:
+    try:
+        return MEMORY_PROFILER.config.real_time_monitoring
+    except ConfigError:  # a bad MEMORY_PROFILER_* variable: the magics say so; the monitor stays quiet
+        return False
+
+
+def _limit() -> int:
+    try:
+        return MEMORY_PROFILER.memory_limit().bytes
+    except ConfigError:
+        return probes.memory_limit(None).bytes
+
+
+MONITOR.set_limit_reader(_limit)
+MONITOR.set_publish_gate(_publish_gate)
 MONITOR.set_traced_reader(_traced_bytes_of_all_sessions)
