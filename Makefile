@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast venv system-deps bench typecheck docs clean
+.PHONY: demo test test-fast fuzz venv system-deps bench typecheck docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: $(STAMP) system-deps
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not integration and not notebook and not browser"
+
+# The loaders and the magic's parser, fuzzed longer than the suite does (random, thousands of
+# examples each; the suite runs the same properties derandomized and small).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/unit/test_fuzz.py
 
 # The guide, with warnings as errors (the suite checks the same build: tests/test_docs_build.py).
 docs: $(STAMP)
