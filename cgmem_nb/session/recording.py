@@ -12,13 +12,12 @@ time spent in snapshots (predicted from the last one) stays under 3% of the sess
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import tracemalloc
 from collections import defaultdict
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -28,10 +27,11 @@ from ..config import ProfilerConfig
 from ..engine import probes
 from ..engine.monitor import MONITOR, Tick
 from ..engine.subscription import Subscription
-from ..engine.tracers import Frame, StackStat, TraceSnapshot, Tracer
+from ..engine.tracers import TraceSnapshot, Tracer
 from ..schema import Summary
 from . import notebook
 from .result import ProfileResult
+from .snapshots import SHORT_STACK, StackKey, by_key
 
 _MIN_GROWTH = 1 << 20
 _GROWTH_FRACTION = 0.02
@@ -39,83 +39,6 @@ _BUDGET_FIXED_S = 0.1
 _BUDGET_FRACTION = 0.03
 _MAX_STACK_ROWS = 500
 _MAX_LINE_ROWS = 1000
-
-StackKey = tuple[tuple[Frame, ...], "int | None", "str | None"]
-
-
-def _key(stat: StackStat) -> StackKey:
-    return (stat.frames, stat.thread_id, stat.tag)
-
-
-def _by_key(stats: tuple[StackStat, ...]) -> dict[StackKey, StackStat]:
-    """Stats by key, merging stats whose frames read the same (a tracer may group by
-    code object and offset, and two offsets can resolve to the same file and line)."""
-    out: dict[StackKey, StackStat] = {}
-    for stat in stats:
-        key = _key(stat)
-        old = out.get(key)
-        out[key] = stat if old is None else StackStat(
-            stat.frames,
-            old.live_bytes + stat.live_bytes,
-            old.live_count + stat.live_count,
-            old.allocated_bytes + stat.allocated_bytes,
-            old.allocated_count + stat.allocated_count,
-            stat.thread_id,
-            stat.tag,
-        )
-    return out
-
-
-class _ShortStack:
-    """A worker thread that takes the exact tracer's snapshots on a short stack.
-
-    tracemalloc records a traceback for every allocation the snapshot code makes,
-    turning each frame into a line number by scanning its function's line table.
-    Under a cell the stack is a dozen frames of IPython with long functions; on
-    this thread it is a few short ones, and a snapshot of a long cell is about 3x
-    cheaper. The thread is started before tracemalloc is (so its own start-up is
-    never traced) and then waits, idle, for the next snapshot.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: queue.SimpleQueue[tuple[Callable[[], TraceSnapshot], list[Any], threading.Event]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def ensure(self) -> None:
-        """Start the worker unless it runs (call before tracing starts)."""
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._serve, name="cgmem-snapshot", daemon=True)
-                self._thread.start()
-
-    def call(self, func: Callable[[], TraceSnapshot]) -> TraceSnapshot:
-        """``func()`` on the worker (on the calling thread when the worker is not running)."""
-        thread = self._thread
-        if thread is None or not thread.is_alive() or thread is threading.current_thread():
-            return func()
-        box: list[Any] = []
-        done = threading.Event()
-        self._requests.put((func, box, done))
-        done.wait()
-        value = box[0]
-        if isinstance(value, BaseException):
-            raise value
-        return value  # type: ignore[no-any-return]
-
-    def _serve(self) -> None:
-        while True:
-            func, box, done = self._requests.get()
-            try:
-                box.append(func())
-            except BaseException as exc:  # handed back to the caller
-                box.append(exc)
-            done.set()
-            del func, box, done
-
-
-_SHORT_STACK = _ShortStack()
-
 
 class Recording:
     """One session's recording. Not thread-safe for start/stop; checkpoints are."""
@@ -164,7 +87,7 @@ class Recording:
         self.rss_before = probes.rss()
         self._rss_peak = self.rss_before
         if self.tracer is not None and self.tracer.name == "exact":
-            _SHORT_STACK.ensure()
+            SHORT_STACK.ensure()
         try:
             if self.tracer is not None:
                 self.tracer.start(self.depth)
@@ -242,7 +165,7 @@ class Recording:
         if threading.current_thread().name == "cgmem-monitor":
             return tracer.snapshot(self._mark)
         mark = self._mark
-        return _SHORT_STACK.call(lambda: tracer.snapshot(mark))
+        return SHORT_STACK.call(lambda: tracer.snapshot(mark))
 
     def _check_tracemalloc(self) -> None:
         """Remember (once) that tracemalloc stopped while the exact tracer's session ran."""
@@ -266,7 +189,7 @@ class Recording:
             self._peak_snap = snap
             self._snap_level = snap.live_bytes
         held = self._held_max
-        for key, stat in _by_key(snap.stats).items():
+        for key, stat in by_key(snap.stats).items():
             old = held.get(key)
             if old is None or stat.live_bytes > old[0]:
                 held[key] = (stat.live_bytes, stat.live_count)
@@ -329,8 +252,8 @@ class Recording:
     ) -> tuple[Summary, dict[str, pd.DataFrame]]:
         tracer = self.tracer
         estimate = bool(tracer is not None and tracer.estimate)
-        peak_stats = _by_key(self._peak_snap.stats) if self._peak_snap else {}
-        final_stats = _by_key(final.stats) if final else {}
+        peak_stats = by_key(self._peak_snap.stats) if self._peak_snap else {}
+        final_stats = by_key(final.stats) if final else {}
         keys = set(peak_stats) | set(final_stats) | set(self._held_max)
 
         stack_rows: list[dict[str, Any]] = []

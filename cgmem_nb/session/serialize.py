@@ -38,20 +38,19 @@ and the pytest plugin's ``--memprofile-json`` file.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import io
 import json
 import math
 import os
 import re
-import secrets
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
 from ..errors import ExportError, ResultFormatError
+from .files import os_error, remove_stale_temporaries, temporary_name, unlink_quietly, write_atomically, write_new
 
 __all__ = [
     "CSV_MANIFEST",
@@ -183,95 +182,6 @@ def table_from_dict(spec: Any, *, where: str = "table") -> pd.DataFrame:
         raise ResultFormatError(f"{where}: the values do not fit the dtypes ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
-# -- files -----------------------------------------------------------------------------------
-_TMP_SUFFIX = ".tmp"
-
-
-def _tmp_name(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{_TMP_SUFFIX}")
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file ``path`` (mode 0666 less the umask)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
-def _os_error(exc: OSError, what: str, path: Path | str) -> ExportError:
-    reason = exc.strerror or str(exc)
-    hint = {
-        errno.ENOSPC: "free some space or write elsewhere",
-        errno.EDQUOT: "free some space or write elsewhere",
-        errno.EFBIG: "the file is larger than this process may write (ulimit -f)",
-        errno.EACCES: "choose a folder you can write to",
-        errno.EPERM: "choose a folder you can write to",
-        errno.EROFS: "the file system is read-only; write elsewhere",
-        errno.ENOTDIR: "a part of the path is a file, not a folder",
-    }.get(exc.errno or 0, "")
-    return ExportError(f"cannot {what} {str(path)!r}: {reason}" + (f" ({hint})" if hint else ""))
-
-
-def write_atomically(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (mode 0666 less the
-    umask). An OS error is an :class:`ExportError` naming ``path``; no temporary file stays."""
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _os_error(exc, "create the folder of", target) from None
-    tmp = _tmp_name(target)
-    try:
-        _write_new(tmp, text.encode("utf-8"))
-        os.replace(tmp, target)
-    except OSError as exc:
-        _unlink_quietly(tmp)
-        raise _os_error(exc, "write", target) from None
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-
-
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Remove temporary files that a killed writer (a process no longer alive) left in ``folder``."""
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return
-    for entry in entries:
-        parts = entry.name.split(".")
-        if not (entry.name.startswith(".") and entry.name.endswith(_TMP_SUFFIX) and len(parts) >= 5):
-            continue
-        try:
-            pid = int(parts[-3])
-        except ValueError:
-            continue
-        if pid == os.getpid() or _alive(pid):
-            continue
-        _unlink_quietly(Path(entry.path))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 # -- CSV -------------------------------------------------------------------------------------
 def frame_to_csv_text(frame: pd.DataFrame) -> str:
     """``frame`` as CSV text in the export's conventions (no index, ``<NA>`` for missing)."""
@@ -303,8 +213,8 @@ def write_tables_csv(
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _os_error(exc, "create the export folder", target) from None
-    _remove_stale_temporaries(target)
+        raise os_error(exc, "create the export folder", target) from None
+    remove_stale_temporaries(target)
     paths: dict[str, Path] = {}
     manifest: dict[str, Any] = {"format": _CSV_FORMAT, "version": _CSV_VERSION, "tables": {}}
     staged: list[tuple[Path, Path]] = []  # (temporary file, final path)
@@ -313,9 +223,9 @@ def write_tables_csv(
         for name, frame in tables.items():
             current = target / f"{name}.csv"
             data = frame_to_csv_text(frame).encode("utf-8")
-            tmp = _tmp_name(current)
+            tmp = temporary_name(current)
             staged.append((tmp, current))
-            _write_new(tmp, data)
+            write_new(tmp, data)
             paths[name] = current
             manifest["tables"][name] = {
                 "file": current.name,
@@ -326,9 +236,9 @@ def write_tables_csv(
         if extra:
             manifest.update(extra)
         current = target / CSV_MANIFEST
-        tmp = _tmp_name(current)
+        tmp = temporary_name(current)
         staged.append((tmp, current))
-        _write_new(tmp, dumps(manifest, indent=1).encode("utf-8"))
+        write_new(tmp, dumps(manifest, indent=1).encode("utf-8"))
         # Only renames from here: a crash leaves the old set, no manifest (refused), or the new set.
         try:
             os.unlink(target / CSV_MANIFEST)
@@ -339,11 +249,11 @@ def write_tables_csv(
             os.replace(tmp, final)
     except OSError as exc:
         for tmp, _ in staged:
-            _unlink_quietly(tmp)
-        raise _os_error(exc, "write the CSV export", current) from None
+            unlink_quietly(tmp)
+        raise os_error(exc, "write the CSV export", current) from None
     except BaseException:
         for tmp, _ in staged:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
         raise
     return paths
 
