@@ -204,18 +204,3 @@ def prepare_cell(shell: Any, code_text: str, *, full_source: str, first_line: in
         _refuse_await(expr_code)
     return PreparedCell(tuple(statements), expr_code, ends_with_semicolon(python))
 
-
-def run_cell_code(
-    shell: Any,
-    code_text: str,
-    *,
-    full_source: str,
-    first_line: int,
-    checkpoint: Callable[[], None] | None = None,
-) -> Any:
-    """Run ``code_text`` (which starts at line ``first_line`` of ``full_source``) in
-    ``shell``'s user namespace and return the value of its last expression (None
-    when there is none or the cell ends with ``;``)."""
-    __tracebackhide__ = True  # noqa: F841 - hides this frame in IPython tracebacks
-    prepared = prepare_cell(shell, code_text, full_source=full_source, first_line=first_line, instrument=checkpoint is not None)
-    return prepared.run(shell, checkpoint)

@@ -30,7 +30,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-__all__ = ["forwards_to_default", "hold", "release"]
+__all__ = ["forwards_to_default", "hold", "pending", "release"]
 
 
 class _Shield:
