@@ -31,7 +31,7 @@ from ..engine.tracers import TraceSnapshot, Tracer
 from ..schema import Summary
 from . import notebook
 from .result import ProfileResult
-from .snapshots import SHORT_STACK, StackKey, by_key
+from .snapshots import StackKey, by_key
 
 _MIN_GROWTH = 1 << 20
 _GROWTH_FRACTION = 0.02
@@ -86,8 +86,6 @@ class Recording:
         self.t0 = time.perf_counter()
         self.rss_before = probes.rss()
         self._rss_peak = self.rss_before
-        if self.tracer is not None and self.tracer.name == "exact":
-            SHORT_STACK.ensure()
         try:
             if self.tracer is not None:
                 self.tracer.start(self.depth)
@@ -157,15 +155,10 @@ class Recording:
             self._lock.release()
 
     def _snapshot(self, tracer: Tracer) -> TraceSnapshot:
-        """``tracer.snapshot(mark)``; for the exact tracer on a short stack, and noting a
-        tracemalloc that someone stopped under the session."""
-        if tracer.name != "exact":
-            return tracer.snapshot(self._mark)
-        self._check_tracemalloc()
-        if threading.current_thread().name == "cgmem-monitor":
-            return tracer.snapshot(self._mark)
-        mark = self._mark
-        return SHORT_STACK.call(lambda: tracer.snapshot(mark))
+        """``tracer.snapshot(mark)``, noting a tracemalloc that someone stopped under the session."""
+        if tracer.name == "exact":
+            self._check_tracemalloc()
+        return tracer.snapshot(self._mark)
 
     def _check_tracemalloc(self) -> None:
         """Remember (once) that tracemalloc stopped while the exact tracer's session ran."""

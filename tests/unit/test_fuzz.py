@@ -193,8 +193,8 @@ def fuzz_shell() -> Iterator[Any]:
 @settings(max_examples=30 if PROFILE == "suite" else 1000)
 @given(line=lines)
 def test_the_magic_runs_or_refuses(fuzz_shell: Any, line: str) -> None:
-    """The whole ``%memprofile OPTIONS STATEMENT`` in a real shell: a UsageError or a result,
-    and nothing left running either way."""
+    """The whole ``%memprofile OPTIONS STATEMENT`` in a real shell: a UsageError, a result, or
+    the statement's own error (random text is user code), and nothing left running either way."""
     import tracemalloc
 
     from IPython.core.error import UsageError
@@ -205,4 +205,10 @@ def test_the_magic_runs_or_refuses(fuzz_shell: Any, line: str) -> None:
         fuzz_shell.run_line_magic("memprofile", f"-q {line} pass".replace("--live", ""))
     except (UsageError, SyntaxError):
         pass
+    except Exception as exc:  # the statement's own error (random text is user code) is the user's
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = tb.tb_frame.f_code.co_filename if tb is not None else ""
+        assert "/cgmem_nb/" not in where, f"{type(exc).__name__} raised inside cgmem_nb ({where}): {exc}"
     assert not MEMORY_PROFILER.active_sessions and not tracemalloc.is_tracing()
