@@ -67,15 +67,15 @@ def hold() -> bool:
     if not _main():
         return False
     shield = _SHIELD
-    if not shield.installed:
-        current = signal.getsignal(signal.SIGINT)
+    current = signal.getsignal(signal.SIGINT)
+    if current != shield.handler:
+        # Not installed yet, or replaced since (ipykernel puts its own handler back after each
+        # cell, so a session that spans cells finds it gone): forward to the handler in force.
         if not callable(current):
             return False
         shield.previous = current
         signal.signal(signal.SIGINT, shield.handler)
         shield.installed = True
-    elif signal.getsignal(signal.SIGINT) != shield.handler:  # someone replaced it: not ours to hold
-        return False
     shield.holds += 1
     return True
 

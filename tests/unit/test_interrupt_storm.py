@@ -127,3 +127,30 @@ def test_an_interrupt_during_start_or_stop_waits_for_it(where: str, monkeypatch:
         assert session.result is not None  # stopped whole, then interrupted
     else:
         assert session.result is None and not session.running  # not started at all
+
+
+def test_a_replaced_handler_is_forwarded_to_and_put_back() -> None:
+    """A session that spans cells: ipykernel puts its own SIGINT handler back after each cell."""
+    from cgmem_nb.session import interrupts
+
+    calls: list[int] = []
+
+    def cell_handler(signum: int, frame: Any) -> None:
+        calls.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        session = MEMORY_PROFILER.session(analyze=False).start()   # "cell 1"
+        signal.signal(signal.SIGINT, cell_handler)                # the kernel's hook, between cells
+        assert interrupts.hold()                                  # "cell 2" stops it: held again
+        interrupts.release(True)
+        session.stop()
+        assert signal.getsignal(signal.SIGINT) is cell_handler    # the handler in force is put back
+        with pytest.raises(KeyboardInterrupt):
+            with MEMORY_PROFILER.session(analyze=False):
+                signal.raise_signal(signal.SIGINT)
+                time.sleep(0.01)
+        assert calls == [signal.SIGINT] and not MEMORY_PROFILER.active_sessions
+    finally:
+        signal.signal(signal.SIGINT, previous)
