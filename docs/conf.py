@@ -24,7 +24,7 @@ extensions = [
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store", "README.md", "generated/cli-usage.md"]
+exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store", "README.md", "generated/cli-usage.md", "generated/versions-table.md"]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 

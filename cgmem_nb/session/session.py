@@ -22,6 +22,7 @@ from ..engine import probes
 from ..engine.events.bus import EVENT_BUS
 from ..engine.events.kinds import SessionFinished, SessionStarted
 from ..engine.tracers import EXACT_TRACER, Tracer, available_tracers
+from ..engine.versions import exact_unsupported_reason
 from ..errors import ConfigError, SessionError, TracerError
 from ..units import parse_size
 from . import hooks, interrupts, notebook
@@ -37,7 +38,7 @@ _SESSION_IDS = itertools.count(1)
 _WARNED: set[str] = set()
 
 
-def choose_tracer(choice: TracerChoice, rate: float | None, interval: int | None) -> tuple[Tracer, str | None]:
+def choose_tracer(choice: TracerChoice, rate: float | None, interval: int | None) -> tuple[Tracer | None, str | None]:
     """The tracer a session uses, and a note for the result when it is not the one asked for.
 
     ``"auto"`` follows ``rate`` (``ProfilerConfig.sampling_rate``: 1.0 is exact, else the
@@ -48,6 +49,9 @@ def choose_tracer(choice: TracerChoice, rate: float | None, interval: int | None
     want = choice
     if want == "auto":
         want = "exact" if rate == 1.0 or "sampled" not in tracers else "sampled"
+    if want not in tracers and "exact" not in tracers:
+        # Free-threaded builds: no tracer may run (see cgmem_nb.engine.versions).
+        return None, f"no allocation tracer runs here: {exact_unsupported_reason()}; process figures only"
     if want == "sampled" and "sampled" not in tracers:
         note = "the sampled tracer is not available in this process; the exact tracer (tracemalloc) ran instead"
         if "sampled" not in _WARNED:

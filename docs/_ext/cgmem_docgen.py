@@ -8,7 +8,9 @@ Writes ``docs/generated/*.md`` (git-ignored) before Sphinx reads the sources:
 - ``schemas.md`` from ``cgmem_nb.schema.schema_markdown()``;
 - ``configuration.md`` from the ``ProfilerConfig`` fields, their ``#:`` comments and
   ``cgmem_nb.config.ENV_VARS``;
-- ``cli-usage.md`` from the command line's parser.
+- ``cli-usage.md`` from the command line's parser;
+- ``versions-table.md`` from ``cgmem_nb.engine.versions`` (the one table of supported
+  CPython versions), included by ``versions.md``.
 
 It also fills the "Capabilities" toctree of ``index.md`` with every other page in
 ``docs/`` (analysis, dashboard, exports, guard, panel, sampler, ... whichever exist).
@@ -26,7 +28,7 @@ DOCS = Path(__file__).resolve().parent.parent
 GENERATED = DOCS / "generated"
 CAPABILITIES_MARKER = "<!-- capability pages -->"
 #: Pages written by hand for the index's fixed sections (everything else is a capability page).
-CORE_PAGES = {"index", "installation", "tour", "pytest-plugin", "cli", "overhead", "limits", "architecture"}
+CORE_PAGES = {"index", "installation", "tour", "pytest-plugin", "cli", "overhead", "limits", "architecture", "versions"}
 
 
 def _escape_cell(text: str) -> str:
@@ -240,6 +242,7 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def generate(app: Any = None) -> None:
+    from cgmem_nb.engine.versions import versions_markdown
     from cgmem_nb.schema import schema_markdown
 
     GENERATED.mkdir(exist_ok=True)
@@ -257,6 +260,7 @@ def generate(app: Any = None) -> None:
         "schemas.md": schemas,
         "configuration.md": configuration_markdown(),
         "cli-usage.md": cli_usage_markdown(),
+        "versions-table.md": "<!-- generated from cgmem_nb.engine.versions.VERSIONS -->\n\n" + versions_markdown(),
     }
     for name, text in pages.items():
         _write_if_changed(GENERATED / name, text)

@@ -150,11 +150,18 @@ def test_pressure_is_published_once_per_crossing_with_hysteresis(small_limit: Ca
         blocks.clear()                                          # HIGH -> LOW in one step
         _wait_for_sample(receiver, seen, lambda r: r / limit < 0.68)
     pressures = [e for e in seen if isinstance(e, MemoryPressure)]
-    assert [p.level for p in pressures] == [PressureLevel.MEDIUM, PressureLevel.HIGH, PressureLevel.LOW], [
+    levels = [p.level for p in pressures]
+    # Freeing 0.9 of the limit takes a while (one munmap per chunk, each outside the GIL): a tick
+    # may land half-way down and publish MEDIUM on the way, which is a real crossing, once.
+    middle = levels[2:-1]
+    assert levels[:2] == [PressureLevel.MEDIUM, PressureLevel.HIGH] and levels[-1] == PressureLevel.LOW, [
         (p.level, round(p.fraction, 3)) for p in pressures
     ]
+    assert middle in ([], [PressureLevel.MEDIUM]), [(p.level, round(p.fraction, 3)) for p in pressures]
     assert all(p.limit == limit for p in pressures)
-    assert pressures[0].fraction >= 0.70 and pressures[1].fraction >= 0.85 and pressures[2].fraction < 0.68
+    assert pressures[0].fraction >= 0.70 and pressures[1].fraction >= 0.85 and pressures[-1].fraction < 0.68
+    if middle:
+        assert 0.68 <= pressures[2].fraction < 0.85
 
 
 def test_real_time_monitoring_off_means_no_live_events_and_a_clear_refusal() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -84,7 +85,10 @@ def test_category_block_tags_allocations() -> None:
         plain = [str(i) for i in range(100_000)]
     cats = s.result.categories.set_index("category")  # type: ignore[union-attr]
     assert cats.loc["Index", "retained_bytes"] > 5 * MB
-    assert cats.loc["Unknown", "retained_bytes"] > 5 * MB
+    # Truth from the objects themselves (a str is 8 bytes smaller from 3.12); sampled, 100k
+    # small strings are estimated within 8% (one standard deviation): allow 30%.
+    truth = sys.getsizeof(plain) + sum(map(sys.getsizeof, plain))
+    assert cats.loc["Unknown", "retained_bytes"] == pytest.approx(truth, rel=0.3)
     del index, plain
 
 
