@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import warnings
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from ..config import ProfilerConfig, TracerChoice, check_depth, check_tracer
 from ..engine import probes
@@ -29,7 +29,7 @@ from .guard import MemoryGuard, guard_summary
 from .recording import Recording
 from .result import ProfileResult
 
-__all__ = ["Session", "SessionOwner", "choose_tracer"]
+__all__ = ["Companion", "Session", "SessionOwner", "choose_tracer"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,6 +66,25 @@ def choose_tracer(choice: TracerChoice, rate: float | None, interval: int | None
                 return tracer, f"the sampled tracer was already running with a {tracer.interval}-byte interval; this session shares it"
             tracer.set_interval(interval)
     return tracer, None
+
+
+class Companion(Protocol):
+    """A part of a session that runs somewhere else and joins its result.
+
+    A session's companions (``MEMORY_PROFILER.session(companions=[...])``) are started
+    right after its own recording starts and, when it stops, each hands back the
+    result with its part added, before the result is analysed, stored and announced.
+    The Dask integration is one: it profiles a cluster's workers for the span of the
+    session (:mod:`cgmem_nb.integrations.dask`). A companion reports its own trouble in
+    the result; it raises only what must stop the code (``KeyboardInterrupt``), and its
+    ``finish`` is called even when its ``start`` was not (or failed).
+    """
+
+    def start(self, session: Session) -> None:
+        """Begin, for ``session`` (whose recording has just started)."""
+
+    def finish(self, result: ProfileResult, error: BaseException | None) -> ProfileResult:
+        """End, and return ``result`` (the session's own) with this companion's part added."""
 
 
 class SessionOwner(Protocol):
@@ -113,6 +132,7 @@ class Session:
         guard: bool | None = None,
         interval: int | str | None = None,
         analyze: bool = True,
+        companions: Iterable[Companion] = (),
     ) -> None:
         check_tracer(tracer)
         if depth is not None:
@@ -133,6 +153,8 @@ class Session:
         self.guard = guard
         #: Add the analysis tables (leaks, patterns, recommendations) to the result.
         self.analyze = analyze
+        #: Parts of the session that run elsewhere and join its result (e.g. a Dask cluster's workers).
+        self.companions = tuple(companions)
         self._guard: MemoryGuard | None = None
         #: The finished result, once the session has ended.
         self.result: ProfileResult | None = None
@@ -151,6 +173,12 @@ class Session:
         rec = self._recording
         return rec.tracer.current() if rec is not None and rec.tracer is not None else None
 
+    @property
+    def tracer(self) -> Tracer | None:
+        """The tracer the running session records with (None when it is not running or traces nothing)."""
+        rec = self._recording
+        return rec.tracer if rec is not None else None
+
     def start(self) -> Session:
         """Start recording (``with`` does this for you)."""
         if self._recording is not None:
@@ -165,6 +193,12 @@ class Session:
             self._guard = MemoryGuard(recording, fraction=config.guard_fraction, limit=recording.limit.bytes).arm()
         if self.profiler.publishing:
             EVENT_BUS.publish(SessionStarted(self.session_id, recording.label))
+        try:
+            for companion in self.companions:
+                companion.start(self)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _begin(self) -> Recording:
@@ -202,6 +236,8 @@ class Session:
                 result = result.with_summary(**guard_summary(guard))
         finally:
             self.profiler.session_stopped(self)
+        for companion in self.companions:
+            result = companion.finish(result, error if error is not None else pending)
         if self.analyze:
             result = hooks.facade().finish(self.profiler, result)
         self.result = result
