@@ -70,6 +70,11 @@ class CgmemMagics(Magics):
     @magic_arguments.argument("-q", "--quiet", action="store_true", help="Show no report (the result is still stored).")
     @magic_arguments.argument("--live", action="store_true", help="Show a live panel (chart, pressure, figures) while the cell runs.")
     @magic_arguments.argument(
+        "--dask", nargs="?", const="", metavar="CLIENT",
+        help="Also profile every worker of a Dask cluster for the span of the cell: the distributed.Client in "
+        "the variable CLIENT (default: the current client). Adds the tasks and workers tables; needs cgmem_nb[dask].",
+    )
+    @magic_arguments.argument(
         "--guard", action="store_true",
         help="Interrupt the cell (KeyboardInterrupt) when memory reaches guard_fraction (default 95%%) of the limit.",
     )
@@ -110,7 +115,7 @@ class CgmemMagics(Magics):
             args = magic_arguments.parse_argstring(self.memprofile, options)
         except UsageError as exc:
             raise _usage_error(str(exc)) from None
-        for name in ("limit", "label", "output", "sample"):
+        for name in ("limit", "label", "output", "sample", "dask"):
             value = getattr(args, name)
             if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
                 setattr(args, name, value[1:-1])
@@ -124,7 +129,8 @@ class CgmemMagics(Magics):
             tracer: TracerChoice = "exact" if args.exact else ("sampled" if args.sample else "auto")
             interval = args.sample if args.sample not in (None, "default") else None
             session = MEMORY_PROFILER.session(
-                args.label, depth=args.depth, limit=args.limit, guard=True if args.guard else None, tracer=tracer, interval=interval
+                args.label, depth=args.depth, limit=args.limit, guard=True if args.guard else None, tracer=tracer, interval=interval,
+                companions=_cluster(self.shell, args.dask),
             )
         except CgmemError as exc:
             raise _usage_error(str(exc)) from None
@@ -165,6 +171,15 @@ class CgmemMagics(Magics):
             self.shell.user_ns[args.output] = result
         if not args.quiet:
             display(Report(result, top=args.top))
+
+
+def _cluster(shell: Any, name: str | None) -> list[Any]:
+    """The companion that profiles a Dask cluster for ``--dask [CLIENT]`` (imported lazily), if asked."""
+    if name is None:
+        return []
+    from .dask.companion import DaskCompanion, client_named
+
+    return [DaskCompanion(client_named(shell.user_ns, name))]
 
 
 def _show_live_panel(label: str | None) -> Any:

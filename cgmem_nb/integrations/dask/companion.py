@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from ...session.session import Session
 
-__all__ = ["DaskCompanion", "resolve_client"]
+__all__ = ["DaskCompanion", "client_named", "resolve_client"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,17 @@ def resolve_client(client: Any = None, *, name: str | None = None) -> Client:
     if client.status != "running":
         raise ClusterError(f"{what} is not connected (its status is {client.status!r}): reconnect it or make a new one")
     return client
+
+
+def client_named(namespace: dict[str, Any], name: str) -> Client:
+    """The client in ``namespace[name]`` (``--dask CLIENT``), or the current one when ``name`` is empty."""
+    if not name:
+        return resolve_client(None)
+    if not name.isidentifier():
+        raise ClusterError(f"--dask {name!r} is not a variable name: give the name of a distributed.Client, e.g. --dask client")
+    if name not in namespace:
+        raise ClusterError(f"--dask {name}: there is no variable {name!r}; make the client first (client = distributed.Client(...))")
+    return resolve_client(namespace[name], name=name)
 
 
 class DaskCompanion:

@@ -43,7 +43,7 @@ from .protocol import TOPIC, SessionSpec, key_group, key_prefix, key_text
 if TYPE_CHECKING:
     from distributed import Worker
 
-__all__ = ["WorkerRecorder"]
+__all__ = ["WorkerRecorder", "native_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,13 @@ class WorkerRecorder:
             "traced_peak": summary.peak_bytes,
             "tasks_peak": self.tasks_peak,
             "tracer": summary.tracer,
-            "note": summary.note,
+            "note": summary.note or self._fallback_note(summary.tracer),
         }
+
+    def _fallback_note(self, tracer: str) -> str | None:
+        if tracer != "exact" or self.spec.tracer == "exact":
+            return None
+        return f"the exact tracer (tracemalloc) ran: {native_reason()}"
 
     def _identity(self) -> dict[str, Any]:
         return {
@@ -326,3 +331,16 @@ class WorkerRecorder:
     def _send(self, message: dict[str, Any]) -> None:
         message.update(session=self.spec.session_id, worker=self.address)
         self.worker.log_event(TOPIC, message)
+
+
+def native_reason() -> str | None:
+    """Why the native sampler cannot run on this worker, or None when it can."""
+    from ...engine.tracers import available_tracers
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if "sampled" in available_tracers():
+            return None
+    from ...engine import sampled
+
+    return sampled.unavailable_reason() or "the native sampler is not available"

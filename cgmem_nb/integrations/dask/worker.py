@@ -13,14 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ...engine import probes
 from .protocol import PLUGIN_NAME, SessionSpec, cgmem_version
-from .recorder import WorkerRecorder
+from .recorder import WorkerRecorder, native_reason
 
 if TYPE_CHECKING:
     from distributed import Worker
@@ -101,23 +100,10 @@ def worker_status(dask_worker: Worker) -> dict[str, Any]:
     return {
         "version": cgmem_version(),
         "python": platform.python_version(),
-        "native": _native_reason(),
+        "native": native_reason(),
         "plugin": owner,
         "pid": os.getpid(),
         "name": str(dask_worker.name),
         "limit": int(getattr(dask_worker.memory_manager, "memory_limit", None) or 0),
         "rss": probes.rss(),
     }
-
-
-def _native_reason() -> str | None:
-    """Why the native sampler cannot run on this worker, or None when it can."""
-    from ...engine.tracers import available_tracers
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if "sampled" in available_tracers():
-            return None
-    from ...engine import sampled
-
-    return sampled.unavailable_reason() or "the native sampler is not available"
