@@ -340,3 +340,58 @@ def test_a_bad_dask_option_is_a_usage_error_naming_it(shell: Any, line: str, nam
     with pytest.raises(UsageError, match=message):
         shell.run_cell_magic("memprofile", line, "x = 1\n")
     assert "x" not in shell.user_ns
+
+
+def test_the_report_the_panel_charts_and_the_dashboard_show_the_cluster(client: Any) -> None:
+    from bokeh.document import Document
+
+    from cgmem_nb import MEMORY_PROFILER
+    from cgmem_nb.outputs.charts import PANEL, ChartContext, charts_for
+    from cgmem_nb.outputs.dashboard.page import build_page
+    from cgmem_nb.outputs.feed import LiveFeed
+    from cgmem_nb.outputs.report import render_bundle
+
+    feed = LiveFeed(MEMORY_PROFILER).start()
+    try:
+        with cgmem_nb.dask.session(client, tick_s=0.1) as s:
+            held = client.map(dask_tasks.hold, [30 * MB, 30 * MB], pure=False)
+            distributed.wait(held + client.map(dask_tasks.sleepy, [0.01] * 5, pure=False))
+            time.sleep(0.3)
+    finally:
+        feed.stop()
+    r = s.result
+    assert r is not None
+    workers = set(r.workers["worker"])
+    # the feed: both workers' readings, the prefixes by peak, the top lines of the finished session
+    assert {reading.worker for reading in feed.cluster.readings} == workers
+    prefixes = {p.prefix: p for p in feed.cluster.prefixes()}
+    assert prefixes["hold"].tasks == 2 and _within(prefixes["hold"].peak_bytes, 30 * MB)
+    assert prefixes["sleepy"].tasks == 5 and list(prefixes)[0] == "hold"
+    update = feed.read()
+    assert update.cluster.lines and any(line["where"] in workers for line in update.cluster.lines)
+    # the charts of both views, from the one registry
+    names = [spec.name for spec in charts_for(PANEL)]
+    assert {"cluster_memory", "task_prefixes", "cluster_lines"} <= set(names)
+    ctx = ChartContext(PANEL, t0=time.time() - 10)
+    charts = {spec.name: spec.make(ctx) for spec in charts_for(PANEL)}
+    for chart in charts.values():
+        chart.update(update)
+    memory = charts["cluster_memory"]
+    assert memory.model.visible and sorted(memory.slots) == sorted(workers)
+    assert all(len(memory.sources[i].data["mb"]) >= 2 for i in memory.slots.values())
+    assert len(memory.legend.items) == 2
+    assert charts["task_prefixes"].source.data["prefix"][0] == "hold"
+    assert any(w in workers for w in charts["cluster_lines"].rows.data["where"])
+    # the dashboard page (the same charts, laid out for the web)
+    doc = Document()
+    build_page(doc, feed, rollover=1000, update_ms=500, pages=lambda: 1)
+    worker_source = doc.select_one({"name": "cgmem_worker_memory_0"})
+    assert worker_source is not None and len(worker_source.data["mb"]) >= 2
+    assert doc.select_one({"name": "cgmem_task_prefixes"}).data["prefix"][0] == "hold"
+    # the static report
+    bundle = render_bundle(r)
+    text, page = bundle["text/plain"], bundle["text/html"]
+    assert "Dask cluster: 2 worker(s) profiled, 7 task(s)" in text and "Task prefixes by peak:" in text
+    assert text.index("hold") < text.index("sleepy", text.index("Task prefixes by peak:"))
+    assert all(w in text and w in page for w in workers)
+    assert page.count("<svg") == 2 and "Top lines on the workers" in page
