@@ -18,7 +18,7 @@ The kernel's own result keeps its figures; it gains:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import pandas as pd
 
@@ -55,15 +55,15 @@ class ClusterRecord:
 
 def merge(result: ProfileResult, record: ClusterRecord) -> ProfileResult:
     """``result`` (the kernel's) with the cluster's part added."""
-    parts = [_placed(a, ProfileResult.from_dict(p["result"])) for a, p in record.payloads.items() if p.get("status") == "ok"]
+    answered = {a: p for a, p in record.payloads.items() if p.get("status") == "ok"}
     tasks = _tasks(record)
     workers, worker_notes = _workers(record, tasks)
     notes = [*record.notes, *worker_notes]
     limits = {str(w["worker"]): int(w["memory_limit_bytes"] or 0) for w in workers}
     leaks = worker_leaks(tasks, limits, origin=record.started_wall)
     tables: dict[str, pd.DataFrame] = {
-        "lines": _joined("lines", result.lines, [_with_code(p.lines) for p in parts], _MAX_LINE_ROWS),
-        "stacks": _renumbered(_joined("stacks", result.stacks, [p.stacks for p in parts], _MAX_STACK_ROWS)),
+        "lines": _joined("lines", result.lines, _with_code(_rows(answered, "lines")), _MAX_LINE_ROWS),
+        "stacks": _renumbered(_joined("stacks", result.stacks, _rows(answered, "stacks"), _MAX_STACK_ROWS)),
         "tasks": make_frame("tasks", sorted(tasks, key=lambda t: (t["start_s"] if t["start_s"] is not None else 0.0))),
         "workers": make_frame("workers", workers),
         "cluster_timeline": make_frame("cluster_timeline", _timeline(record)),
@@ -77,18 +77,13 @@ def merge(result: ProfileResult, record: ClusterRecord) -> ProfileResult:
 
 
 # -- tables --------------------------------------------------------------------------------
-def _placed(address: str, part: ProfileResult) -> ProfileResult:
-    """A worker's result with ``where`` its address."""
-    tables = {}
-    for name in ("lines", "stacks"):
-        frame = part.table(name)
-        frame["where"] = pd.array([address] * len(frame), dtype="string")
-        tables[name] = frame
-    return part.with_tables(**tables)
+def _rows(answered: Mapping[str, Mapping[str, Any]], table: str) -> list[dict[str, Any]]:
+    """The workers' rows of ``table``, each with ``where`` its worker."""
+    return [{**row, "where": address} for address, payload in answered.items() for row in payload.get(table) or ()]
 
 
-def _joined(table: str, kernel: pd.DataFrame, workers: Iterable[pd.DataFrame], cap: int) -> pd.DataFrame:
-    frames = [f for f in (kernel, *workers) if not f.empty]
+def _joined(table: str, kernel: pd.DataFrame, rows: list[dict[str, Any]], cap: int) -> pd.DataFrame:
+    frames = [f for f in (kernel, make_frame(table, rows)) if not f.empty]
     if not frames:
         return make_frame(table)
     joined = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
@@ -101,15 +96,12 @@ def _renumbered(stacks: pd.DataFrame) -> pd.DataFrame:
     return stacks
 
 
-def _with_code(lines: pd.DataFrame) -> pd.DataFrame:
+def _with_code(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Worker rows of notebook cells get their source line from the kernel (the worker has no cell text)."""
-    if lines.empty:
-        return lines
-    lines = lines.copy()
-    for i in lines.index[lines["cell"].notna()]:
-        if not lines.at[i, "code"]:
-            lines.at[i, "code"] = notebook.source_line(str(lines.at[i, "filename"]), int(str(lines.at[i, "lineno"])))
-    return lines
+    for row in rows:
+        if row.get("cell") is not None and not row.get("code"):
+            row["code"] = notebook.source_line(str(row["filename"]), int(row["lineno"]))
+    return rows
 
 
 def _tasks(record: ClusterRecord) -> list[dict[str, Any]]:

@@ -156,7 +156,8 @@ class WorkerRecorder:
         return {
             **base,
             "status": "ok",
-            "result": result.to_dict(),
+            "lines": _records(result.lines),
+            "stacks": _records(result.stacks),
             "tasks": self.done,
             "tasks_dropped": self.dropped,
             "timeline": list(self.timeline),
@@ -331,6 +332,12 @@ class WorkerRecorder:
     def _send(self, message: dict[str, Any]) -> None:
         message.update(session=self.spec.session_id, worker=self.address)
         self.worker.log_event(TOPIC, message)
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """A table's rows as plain dicts (missing values as None), for the trip to the kernel."""
+    rows: list[dict[str, Any]] = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return rows
 
 
 def native_reason() -> str | None:
