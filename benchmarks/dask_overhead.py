@@ -9,7 +9,9 @@ that sums their results. A *plain* run submits it and waits for the sum; a
 worker, the readings streamed, the results collected and merged), timed from
 before the session starts to after the merged result exists. Runs are
 interleaved (plain, profiled, plain, ...) after one warm-up of each; the script
-prints the medians and their ratio.
+prints the medians of wall time and of CPU time (the kernel's process, which
+holds the scheduler of a LocalCluster, plus every worker: steadier than wall time
+on a shared machine) and their ratios.
 
 Memory of the plugin on each worker, read inside the worker while the last
 profiled session still runs (``client.run``): the sampler's own structures
@@ -70,6 +72,19 @@ def rss(dask_worker: Any) -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def cpu(dask_worker: Any = None) -> float:
+    """CPU seconds (user + system) of this process so far."""
+    import psutil
+
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
+def cluster_cpu(client: Any) -> float:
+    """CPU seconds of the kernel's process (the client and, for a LocalCluster, the scheduler) and every worker."""
+    return cpu() + sum(client.run(cpu).values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7)
@@ -97,20 +112,27 @@ def main() -> int:
         memory: dict[str, dict[str, int]] = {}
         rss_plain: dict[str, int] = {}
         rss_profiled: dict[str, int] = {}
+        cpu_plain: list[float] = []
+        cpu_profiled: list[float] = []
         for i in range(args.runs):
-            t0 = time.perf_counter()
+            c0, t0 = cluster_cpu(client), time.perf_counter()
             run(client, args.tasks)
             plain.append(time.perf_counter() - t0)
+            cpu_plain.append(cluster_cpu(client) - c0)
             rss_plain = client.run(rss)
-            t0 = time.perf_counter()
+            c0, t0 = cluster_cpu(client), time.perf_counter()
             with cgmem_nb.dask.session(client) as s:
                 run(client, args.tasks)
                 if i == args.runs - 1:
                     memory = client.run(plugin_memory)
             profiled.append(time.perf_counter() - t0)
+            cpu_profiled.append(cluster_cpu(client) - c0)
             rss_profiled = client.run(rss)
             assert s.result is not None and s.result.summary.tasks == args.tasks + 1, s.result.summary
-            print(f"run {i + 1}: plain {plain[-1]:.3f} s, profiled {profiled[-1]:.3f} s", file=sys.stderr)
+            print(
+                f"run {i + 1}: plain {plain[-1]:.3f} s ({cpu_plain[-1]:.2f} s CPU), "
+                f"profiled {profiled[-1]:.3f} s ({cpu_profiled[-1]:.2f} s CPU)", file=sys.stderr,
+            )
     finally:
         client.close()
         cluster.close()
@@ -122,6 +144,9 @@ def main() -> int:
         "plain_median_s": round(statistics.median(plain), 3),
         "profiled_median_s": round(statistics.median(profiled), 3),
         "ratio": round(ratio, 3),
+        "cpu_plain_median_s": round(statistics.median(cpu_plain), 3),
+        "cpu_profiled_median_s": round(statistics.median(cpu_profiled), 3),
+        "cpu_ratio": round(statistics.median(cpu_profiled) / statistics.median(cpu_plain), 3),
         "plain_s": [round(v, 3) for v in plain],
         "profiled_s": [round(v, 3) for v in profiled],
         "plugin_memory_mb": {w: {k: round(v / 1e6, 2) if k != "tasks" else v for k, v in m.items()} for w, m in memory.items()},

@@ -18,15 +18,18 @@ in :mod:`cgmem_nb.integrations.dask`.
 
 from __future__ import annotations
 
-from .integrations.dask import (
-    CgmemSchedulerPlugin,
-    CgmemWorkerPlugin,
-    DaskCompanion,
-    SessionSpec,
-    check_workers,
-    reset,
-    session,
-)
+try:
+    from .integrations.dask import (
+        CgmemSchedulerPlugin,
+        CgmemWorkerPlugin,
+        DaskCompanion,
+        SessionSpec,
+        check_workers,
+        reset,
+        session,
+    )
+except ImportError as exc:  # pragma: no cover - exercised where distributed is not installed
+    raise ImportError(f"cgmem_nb.dask needs Dask's distributed package ({exc}): pip install 'cgmem_nb[dask]'") from exc
 
 __all__ = [
     "CgmemSchedulerPlugin",

@@ -18,7 +18,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
 from ..config import TracerChoice
-from ..errors import CgmemError
+from ..errors import CgmemError, ClusterError
 from ..outputs.report import DEFAULT_TOP, Report
 from ..session.profiler import MEMORY_PROFILER
 from ..session.result import ProfileResult
@@ -177,8 +177,10 @@ def _cluster(shell: Any, name: str | None) -> list[Any]:
     """The companion that profiles a Dask cluster for ``--dask [CLIENT]`` (imported lazily), if asked."""
     if name is None:
         return []
-    from .dask.companion import DaskCompanion, client_named
-
+    try:
+        from .dask.companion import DaskCompanion, client_named
+    except ImportError as exc:
+        raise ClusterError(f"--dask needs Dask's distributed package ({exc}): pip install 'cgmem_nb[dask]'") from None
     return [DaskCompanion(client_named(shell.user_ns, name))]
 
 

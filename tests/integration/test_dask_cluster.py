@@ -395,3 +395,27 @@ def test_the_report_the_panel_charts_and_the_dashboard_show_the_cluster(client: 
     assert text.index("hold") < text.index("sleepy", text.index("Task prefixes by peak:"))
     assert all(w in text and w in page for w in workers)
     assert page.count("<svg") == 2 and "Top lines on the workers" in page
+
+
+def test_without_distributed_the_module_and_the_magic_say_what_to_install() -> None:
+    script = (
+        "import sys\n"
+        "sys.modules['distributed'] = None  # as if it were not installed\n"
+        "try:\n"
+        "    import cgmem_nb.dask\n"
+        "except ImportError as exc:\n"
+        "    print('import:', exc)\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from IPython.core.error import UsageError\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'cgmem_nb')\n"
+        "try:\n"
+        "    ip.run_cell_magic('memprofile', '--dask', 'x = 1')\n"
+        "except UsageError as exc:\n"
+        "    print('magic:', exc)\n"
+        "print('x' in ip.user_ns)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60).stdout
+    assert "import: cgmem_nb.dask needs Dask's distributed package" in out and "pip install 'cgmem_nb[dask]'" in out
+    assert "magic: --dask needs Dask's distributed package" in out, out
+    assert out.strip().endswith("False")
