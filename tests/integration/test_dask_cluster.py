@@ -135,6 +135,7 @@ def test_planted_tasks_are_found_with_their_prefix_worker_and_line(shell: Any, c
     assert (workers["memory_limit_bytes"] == LIMIT).all()
     assert _within(workers.loc[tmp["worker"], "traced_peak_bytes"], 200 * MB, 0.15)
     assert set(r.cluster_timeline["worker"]) == set(workers.index)
+    assert type(r).from_json(r.to_json()) == r  # the cluster's tables round-trip like the others
 
 
 def test_a_function_defined_in_a_cell_is_named_in_n_on_the_worker(shell: Any, client: Any) -> None:
