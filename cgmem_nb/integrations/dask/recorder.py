@@ -56,6 +56,32 @@ _TASKS_PER_TICK = 2_000
 _RUNNING = ("executing", "long-running")
 
 
+class _Statm:
+    """The process's RSS for every task row: ``/proc/self/statm`` read through a file kept open
+    (about 4 µs on Linux, where ``probes.rss()`` through psutil takes about 30 µs, a lot beside a
+    10 ms task); ``probes.rss()`` elsewhere."""
+
+    def __init__(self) -> None:
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        try:
+            self._fd: int | None = os.open("/proc/self/statm", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def rss(self) -> int:
+        if self._fd is not None:
+            try:
+                return int(os.pread(self._fd, 128, 0).split()[1]) * self._page
+            except (OSError, ValueError, IndexError):
+                self.close()
+        return probes.rss()
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
 @dataclass(slots=True)
 class _Task:
     """A task running now, as the recorder follows it."""
@@ -93,7 +119,8 @@ class WorkerRecorder:
         limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
         self.limit = int(limit or 0)
         self.tracker = PressureTracker(self.limit) if self.limit else None
-        self.rss_before = self.rss_peak = probes.rss()
+        self._statm = _Statm()
+        self.rss_before = self.rss_peak = self._statm.rss()
         self.managed_start = self._managed()
         self.traced_start = 0
         self.tasks_peak = 0
@@ -124,6 +151,7 @@ class WorkerRecorder:
 
     def close(self) -> None:
         """Stop everything (the plugin's teardown); what was recorded is dropped."""
+        self._statm.close()
         if self._callback is not None:
             self._callback.stop()
             self._callback = None
@@ -260,7 +288,7 @@ class WorkerRecorder:
             compute = [s for s in ts.startstops if s.get("action") == "compute"]
             if compute:
                 start, duration = compute[-1]["start"], compute[-1]["stop"] - compute[-1]["start"]
-        rss = probes.rss()
+        rss = self._statm.rss()
         self.rss_peak = max(self.rss_peak, rss)
         return {
             "key": key_text(task.key),
@@ -292,7 +320,7 @@ class WorkerRecorder:
     def _tick(self, *, send: bool) -> None:
         tracer = self.tracer
         now = time.time()
-        rss = probes.rss()
+        rss = self._statm.rss()
         self.rss_peak = max(self.rss_peak, rss)
         traced = tracer.current() - self.traced_start if tracer is not None else 0
         managed = self._managed()
