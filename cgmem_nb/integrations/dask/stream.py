@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Readings kept per worker on the kernel side.
 _READINGS_KEPT = 20_000
-#: Latest tasks per worker the live leak check reads.
+#: Latest tasks per worker the live leak check reads, and how often it runs per worker (seconds).
 _LEAK_WINDOW = 2_000
+_LEAK_CHECK_S = 1.0
 
 
 @dataclass
@@ -46,6 +47,8 @@ class WorkerTrace:
     killed_rss: int | None = None
     added: bool = False
     pressure: str | None = None
+    #: Unix time of the last live leak check.
+    leak_checked: float = 0.0
 
 
 class ClusterStream:
@@ -113,6 +116,8 @@ class ClusterStream:
             if len(trace.readings) < _READINGS_KEPT:
                 trace.readings.append(reading)
             trace.tasks.extend(tasks)
+        if not self._publishing():  # nobody listens: the result is built from what was kept
+            return
         self._publish(WorkerSample(trace.address, reading[1], reading[2], reading[3], trace.limit, tuple(executing)))
         if tasks:
             finished = tuple(
@@ -123,7 +128,9 @@ class ClusterStream:
                 for t in tasks
             )
             self._publish(TasksFinished(trace.address, finished))
-            self._check_leaks(trace)
+            if reading[0] - trace.leak_checked >= _LEAK_CHECK_S:
+                trace.leak_checked = reading[0]
+                self._check_leaks(trace)
 
     def _check_leaks(self, trace: WorkerTrace) -> None:
         with self._lock:
