@@ -106,10 +106,11 @@ def _within(value: Any, expected: float, tolerance: float = 0.10) -> bool:
 def test_planted_tasks_are_found_with_their_prefix_worker_and_line(shell: Any, client: Any) -> None:
     shell.user_ns["client"] = client
     shell.run_cell("from dask_tasks import hold, temporary, MB\nimport distributed")
+    shell.user_ns["one"], shell.user_ns["other"] = sorted(client.scheduler_info()["workers"])
     shell.run_cell(
         "%%memprofile --dask client -o r -q\n"
-        "kept = client.submit(hold, 50 * MB, pure=False)\n"
-        "temp = client.submit(temporary, 200 * MB, pure=False)\n"
+        "kept = client.submit(hold, 50 * MB, pure=False, workers=[one])\n"
+        "temp = client.submit(temporary, 200 * MB, pure=False, workers=[other])\n"
         "distributed.wait([kept, temp])\n"
     ).raise_error()
     r = shell.user_ns["r"]
@@ -117,10 +118,11 @@ def test_planted_tasks_are_found_with_their_prefix_worker_and_line(shell: Any, c
     assert set(tasks.index) == {"hold", "temporary"} and r.summary.tasks == 2 and r.summary.workers == 2
     kept = shell.user_ns["kept"]
     held = tasks.loc["hold"]
-    assert held["worker"] in client.who_has([kept])[kept.key]
+    assert held["worker"] == shell.user_ns["one"] and held["worker"] in client.who_has([kept])[kept.key]
     assert _within(held["peak_bytes"], 50 * MB) and _within(held["retained_bytes"], 50 * MB)
     assert _within(held["result_bytes"], 50 * MB)
     tmp = tasks.loc["temporary"]
+    assert tmp["worker"] == shell.user_ns["other"]
     assert _within(tmp["peak_bytes"], 200 * MB), tmp
     assert int(tmp["retained_bytes"]) < 5 * MB and int(tmp["result_bytes"]) < 1000
     for prefix, marker, peak in (("hold", "hold", 50 * MB), ("temporary", "temporary", 200 * MB)):
@@ -128,7 +130,8 @@ def test_planted_tasks_are_found_with_their_prefix_worker_and_line(shell: Any, c
         line = r.lines[(r.lines["where"] == worker) & (r.lines["lineno"] == line_of(marker))]
         line = line[line["filename"].str.endswith("dask_tasks.py")]
         assert len(line) == 1, r.lines.head(10)
-        assert _within(line["peak_bytes"].iloc[0] if prefix == "hold" else line["allocated_bytes"].iloc[0], peak)
+        # what `hold` keeps is alive at the end; what `temporary` made was allocated (held at its worker's peak)
+        assert _within(line["retained_bytes"].iloc[0] if prefix == "hold" else line["allocated_bytes"].iloc[0], peak)
         assert "np.ones(nbytes // 8)" in str(line["code"].iloc[0])
     workers = r.workers.set_index("worker")
     assert set(workers["status"]) == {"profiled"} and not workers["died"].any()
@@ -321,8 +324,8 @@ def test_a_worker_killed_for_memory_is_reported_with_its_last_readings_and_task(
     task = r.tasks.set_index("key").loc[future.key]
     assert task["state"] == "running" and task["worker"] == victim
     assert f"worker {victim} was lost while running {future.key}" in (r.summary.cluster_notes or "")
-    lost = [e for e in events if e.worker == victim]
-    assert lost and lost[0].reason == "killed by its nanny for memory" and future.key in lost[0].tasks
+    lost = [e for e in events if e.worker == victim]  # the kill and the removal may reach the kernel in either order
+    assert any(e.reason == "killed by its nanny for memory" and future.key in e.tasks for e in lost), lost
     client.wait_for_workers(2, timeout=60)
 
 

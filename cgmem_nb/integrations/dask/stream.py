@@ -100,6 +100,8 @@ class ClusterStream:
             trace.added = True
         elif kind == "worker-memory-kill":
             trace.killed_rss = int(msg.get("rss") or 0) or None
+            if trace.removed is not None:  # the removal was heard first: say why now
+                self._publish(WorkerLost(worker, "killed by its nanny for memory", tuple(trace.removed), trace.killed_rss))
         elif kind == "worker-removed":
             trace.removed = [str(k) for k in msg.get("processing") or ()] or list(trace.executing)
             reason = "killed by its nanny for memory" if trace.killed_rss else "removed from the cluster"
