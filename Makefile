@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[jupyter,test]"
+	$(PIP) install -q -e ".[jupyter,test,dask]"
 	$(PY) -m ipykernel install --sys-prefix --name cgmem-nb --display-name "Python (cgmem_nb)" >/dev/null
 	touch $(STAMP)
 

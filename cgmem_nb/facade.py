@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+import pandas as pd
+
 from .analysis import LEAK_DETECTOR, PATTERN_ANALYZER, RECOMMENDATION_ENGINE, Context, analyze_session
 from .engine.events.bus import EVENT_BUS
 from .engine.events.kinds import LeakDetected, RecommendationGenerated
@@ -96,8 +98,11 @@ class Facade:
             window = [o for o in OBSERVATIONS.items(since=since) if o is not now] + [now]
             found = analyze_session(result, window, before[-1] if before else None, user_namespace())
             self.findings.publish(profiler, found.leaks, found.recommendations)
+            leaks = leaks_frame(found.leaks)
+            if not result.leaks.empty:  # found elsewhere before the analysis (a Dask cluster's workers)
+                leaks = pd.concat([leaks, result.leaks], ignore_index=True) if len(leaks) else result.leaks
             return result.with_tables(
-                leaks=leaks_frame(found.leaks),
+                leaks=leaks,
                 patterns=patterns_frame(found.patterns),
                 recommendations=recommendations_frame(found.recommendations),
             )

@@ -19,7 +19,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
 from ..config import TracerChoice
-from ..errors import CgmemError
+from ..errors import CgmemError, ClusterError
 from ..outputs.report import DEFAULT_TOP, MAX_TOP, Report
 from ..session.profiler import MEMORY_PROFILER
 from ..session.result import ProfileResult
@@ -80,6 +80,11 @@ class CgmemMagics(Magics):
     @magic_arguments.argument("-q", "--quiet", action="store_true", help="Show no report (the result is still stored).")
     @magic_arguments.argument("--live", action="store_true", help="Show a live panel (chart, pressure, figures) while the cell runs.")
     @magic_arguments.argument(
+        "--dask", nargs="?", const="", metavar="CLIENT",
+        help="Also profile every worker of a Dask cluster for the span of the cell: the distributed.Client in "
+        "the variable CLIENT (default: the current client). Adds the tasks and workers tables; needs cgmem_nb[dask].",
+    )
+    @magic_arguments.argument(
         "--guard", action="store_true",
         help="Interrupt the cell (KeyboardInterrupt) when memory reaches guard_fraction (default 95%%) of the limit.",
     )
@@ -128,7 +133,8 @@ class CgmemMagics(Magics):
             tracer: TracerChoice = "exact" if args.exact else ("sampled" if args.sample else "auto")
             interval = args.sample if args.sample not in (None, "default") else None
             session = MEMORY_PROFILER.session(
-                args.label, depth=args.depth, limit=args.limit, guard=True if args.guard else None, tracer=tracer, interval=interval
+                args.label, depth=args.depth, limit=args.limit, guard=True if args.guard else None, tracer=tracer, interval=interval,
+                companions=_cluster(self.shell, args.dask),
             )
         except CgmemError as exc:
             raise _usage_error(str(exc)) from None
@@ -169,6 +175,17 @@ class CgmemMagics(Magics):
             self.shell.user_ns[args.output] = result
         if not args.quiet:
             display(Report(result, top=args.top))
+
+
+def _cluster(shell: Any, name: str | None) -> list[Any]:
+    """The companion that profiles a Dask cluster for ``--dask [CLIENT]`` (imported lazily), if asked."""
+    if name is None:
+        return []
+    try:
+        from .dask.companion import DaskCompanion, client_named
+    except ImportError as exc:
+        raise ClusterError(f"--dask needs Dask's distributed package ({exc}): pip install 'cgmem_nb[dask]'") from None
+    return [DaskCompanion(client_named(shell.user_ns, name))]
 
 
 def _show_live_panel(label: str | None) -> Any:

@@ -127,6 +127,11 @@ class Summary:
     guard_triggered: bool = False
     #: What the guard saw when it fired.
     guard: GuardReport | None = None
+    #: Dask workers profiled with the session (``%%memprofile --dask``), and the tasks they ran.
+    workers: int = 0
+    tasks: int = 0
+    #: What to know about the cluster part (a worker lost, a client gone), one message per line.
+    cluster_notes: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of every figure (the guard report as a nested dict)."""

@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..categories import CATEGORY_RULES, AllocationType
 from ..config import ProfilerConfig, TracerChoice
@@ -37,7 +37,7 @@ from . import hooks
 from .records import ManualRecords, TrackedAllocation
 from .result import ProfileResult
 from .scope import CategoryScope
-from .session import Session
+from .session import Companion, Session
 
 __all__ = ["MEMORY_PROFILER", "MemoryMetrics", "MemoryProfiler"]
 
@@ -131,6 +131,7 @@ class MemoryProfiler:
         guard: bool | None = None,
         interval: int | str | None = None,
         analyze: bool = True,
+        companions: Iterable[Companion] = (),
     ) -> Session:
         """A profiling session, as a context manager or a decorator.
 
@@ -141,10 +142,13 @@ class MemoryProfiler:
         ``guard=True`` interrupts the code (``KeyboardInterrupt``) when RSS reaches
         ``config.guard_fraction`` of the limit (see :mod:`cgmem_nb.session.guard`);
         None follows ``ProfilerConfig.guard``. ``analyze=False`` leaves the leak,
-        pattern and recommendation tables of the result empty (cheaper).
+        pattern and recommendation tables of the result empty (cheaper). ``companions``
+        run beside the session and add their part to its result (``cgmem_nb.dask`` profiles
+        a Dask cluster's workers this way).
         """
         return Session(
-            self, label, tracer=tracer, depth=depth, limit=limit, guard=guard, interval=interval, analyze=analyze
+            self, label, tracer=tracer, depth=depth, limit=limit, guard=guard, interval=interval, analyze=analyze,
+            companions=companions,
         )
 
     def session_started(self, session: Session) -> None:

@@ -283,6 +283,7 @@ class Recording:
                     "peak_bytes": peak_b,
                     "retained_bytes": ret_b,
                     "count": count,
+                    "where": schema.KERNEL,
                 }
             )
         stack_rows.sort(key=lambda r: (r["peak_bytes"], r["retained_bytes"], r["allocated_bytes"]), reverse=True)
@@ -304,6 +305,7 @@ class Recording:
                     "peak_bytes": 0,
                     "retained_bytes": 0,
                     "count": 0,
+                    "where": schema.KERNEL,
                 }
             for col in ("allocated_bytes", "peak_bytes", "retained_bytes", "count"):
                 line[col] += row[col]

@@ -112,6 +112,21 @@ class ProfileResult:
         """Recommendations made when this session stopped (schema ``recommendations``)."""
         return self.table("recommendations")
 
+    @property
+    def tasks(self) -> pd.DataFrame:
+        """Dask tasks run in the session, one row each (``%%memprofile --dask``; else empty)."""
+        return self.table("tasks")
+
+    @property
+    def workers(self) -> pd.DataFrame:
+        """Dask workers profiled with the session, one row each (``%%memprofile --dask``; else empty)."""
+        return self.table("workers")
+
+    @property
+    def cluster_timeline(self) -> pd.DataFrame:
+        """Each Dask worker's memory over the session (``%%memprofile --dask``; else empty)."""
+        return self.table("cluster_timeline")
+
     def with_tables(self, **tables: pd.DataFrame) -> ProfileResult:
         """A new result with tables added or replaced (used by the analysis)."""
         merged = dict(self._tables)  # frames of an immutable result: safe to share

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import warnings
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from ..config import ProfilerConfig, TracerChoice, check_depth, check_tracer
 from ..engine import probes
@@ -30,7 +30,7 @@ from .guard import MemoryGuard, guard_summary
 from .recording import Recording
 from .result import ProfileResult
 
-__all__ = ["Session", "SessionOwner", "choose_tracer"]
+__all__ = ["Companion", "Session", "SessionOwner", "choose_tracer"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +70,25 @@ def choose_tracer(choice: TracerChoice, rate: float | None, interval: int | None
                 return tracer, f"the sampled tracer was already running with a {tracer.interval}-byte interval; this session shares it"
             tracer.set_interval(interval)
     return tracer, None
+
+
+class Companion(Protocol):
+    """A part of a session that runs somewhere else and joins its result.
+
+    A session's companions (``MEMORY_PROFILER.session(companions=[...])``) are started
+    right after its own recording starts and, when it stops, each hands back the
+    result with its part added, before the result is analysed, stored and announced.
+    The Dask integration is one: it profiles a cluster's workers for the span of the
+    session (:mod:`cgmem_nb.integrations.dask`). A companion reports its own trouble in
+    the result; it raises only what must stop the code (``KeyboardInterrupt``), and its
+    ``finish`` is called even when its ``start`` was not (or failed).
+    """
+
+    def start(self, session: Session) -> None:
+        """Begin, for ``session`` (whose recording has just started)."""
+
+    def finish(self, result: ProfileResult, error: BaseException | None) -> ProfileResult:
+        """End, and return ``result`` (the session's own) with this companion's part added."""
 
 
 class SessionOwner(Protocol):
@@ -117,6 +136,7 @@ class Session:
         guard: bool | None = None,
         interval: int | str | None = None,
         analyze: bool = True,
+        companions: Iterable[Companion] = (),
     ) -> None:
         check_tracer(tracer)
         if depth is not None:
@@ -146,6 +166,8 @@ class Session:
         self.guard = guard
         #: Add the analysis tables (leaks, patterns, recommendations) to the result.
         self.analyze = analyze
+        #: Parts of the session that run elsewhere and join its result (e.g. a Dask cluster's workers).
+        self.companions = tuple(companions)
         self._guard: MemoryGuard | None = None
         #: The finished result, once the session has ended.
         self.result: ProfileResult | None = None
@@ -164,6 +186,12 @@ class Session:
         """Bytes the session's tracer sees now (process-wide), or None when it traces nothing."""
         rec = self._recording
         return rec.tracer.current() if rec is not None and rec.tracer is not None else None
+
+    @property
+    def tracer(self) -> Tracer | None:
+        """The tracer the running session records with (None when it is not running or traces nothing)."""
+        rec = self._recording
+        return rec.tracer if rec is not None else None
 
     def start(self) -> Session:
         """Start recording (``with`` does this for you).
@@ -204,6 +232,12 @@ class Session:
         self._main_thread = held
         # The last step: a plain update, so an interrupt arriving now is raised in the caller.
         interrupts.release(held, session_delta=1)
+        try:
+            for companion in self.companions:
+                companion.start(self)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _undo_start(self, recording: Recording) -> None:
@@ -257,6 +291,8 @@ class Session:
             self.result = result
         finally:
             interrupts.release(held, session_delta=-1 if self._main_thread else 0)
+        for companion in self.companions:
+            result = companion.finish(result, error if error is not None else pending)
         if self.analyze:
             result = hooks.facade().finish(self.profiler, result)
         self.result = result
