@@ -112,8 +112,15 @@ class Facade:
                 window = [o for o in during if o is not now] + [now]
                 found = analyze_session(result, window, before[-1] if before else None, user_namespace())
                 self.findings.publish(profiler, found.leaks, found.recommendations)
+                leaks = leaks_frame(found.leaks)
+                if result.summary.workers:  # leaks found before the analysis, on a Dask cluster's workers
+                    import pandas as pd
+
+                    cluster = result.leaks
+                    if not cluster.empty:
+                        leaks = pd.concat([leaks, cluster], ignore_index=True) if len(leaks) else cluster
                 return {
-                    "leaks": leaks_frame(found.leaks),
+                    "leaks": leaks,
                     "patterns": patterns_frame(found.patterns),
                     "recommendations": recommendations_frame(found.recommendations),
                 }
@@ -126,11 +133,16 @@ class Facade:
             threading.Thread(target=deferred.tables, name="cgmem_nb-analysis", daemon=True).start()
         return result.with_tables(**{name: deferred for name in _ANALYSIS_TABLES})
 
-    def detect_leaks(self, profiler: MemoryProfiler) -> list[MemoryLeak]:
-        """Take an observation now and run the leak detector over every observation kept."""
+    def detect_leaks(self, profiler: MemoryProfiler, *, observe: bool = True) -> list[MemoryLeak]:
+        """Take an observation now and run the leak detector over every observation kept.
+
+        ``observe=False`` is a read: no observation is taken, the detector's leak history is
+        not updated and nothing is published (the exports and the dashboard read this way)."""
         from .analysis import LEAK_DETECTOR
         from .session.holders import OBSERVATIONS, log_observation
 
+        if not observe:
+            return LEAK_DETECTOR.detect(OBSERVATIONS.items(), remember=False)
         log_observation(profiler)
         leaks = LEAK_DETECTOR.detect(OBSERVATIONS.items())
         self.findings.publish(profiler, leaks, [])
@@ -143,16 +155,18 @@ class Facade:
 
         return PATTERN_ANALYZER.analyze(OBSERVATIONS.items(), profiler.results)
 
-    def generate_recommendations(self, profiler: MemoryProfiler) -> list[Recommendation]:
-        """Recommendations over the user's variables, the leaks, the observations and the results."""
+    def generate_recommendations(self, profiler: MemoryProfiler, *, observe: bool = True) -> list[Recommendation]:
+        """Recommendations over the user's variables, the leaks, the observations and the results
+        (``observe=False``: a read, as for :meth:`detect_leaks`)."""
         from .analysis import RECOMMENDATION_ENGINE, Context
         from .session.holders import OBSERVATIONS
         from .session.namespace import user_namespace
 
-        leaks = self.detect_leaks(profiler)
+        leaks = self.detect_leaks(profiler, observe=observe)
         ctx = Context(namespace=user_namespace(), observations=OBSERVATIONS.items(), leaks=leaks, results=profiler.results)
         recs = RECOMMENDATION_ENGINE.recommend(ctx)
-        self.findings.publish(profiler, [], recs)
+        if observe:
+            self.findings.publish(profiler, [], recs)
         return recs
 
     def export_json(self, profiler: MemoryProfiler, path: str | os.PathLike[str] | None, *, indent: int | None) -> str:

@@ -30,6 +30,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import ConfigError
 from ..schema.levels import PressureLevel
 from . import probes
 from .events.bus import EVENT_BUS, EventBus
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 0.1
 #: Seconds the thread stays parked, ticking nothing, after the last subscription closes.
 LINGER_S = 30.0
+#: Seconds between ticks a subscriber may ask for (a NaN, an infinity or 1e-9 would stall
+#: the thread or the kernel).
+MIN_INTERVAL = 0.001
+MAX_INTERVAL = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,10 @@ class Monitor:
         """Call ``callback(tick)`` on the monitor thread every ``interval`` seconds (the
         smallest interval among subscribers wins). Starts (or wakes) the thread if needed;
         close the subscription to stop (ticks stop when no subscription is left)."""
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+            raise ConfigError(
+                f"monitor interval={interval!r} is not accepted: give seconds from {MIN_INTERVAL} to {MAX_INTERVAL:.0f}"
+            )
         sub: Subscription[Tick] = Subscription(callback, self._remove, interval=interval)
         with self._lock:
             if not self._subs:

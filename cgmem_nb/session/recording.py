@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+import tracemalloc
 from collections import defaultdict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -30,11 +31,12 @@ from ..engine import probes
 from ..engine.monitor import MONITOR, Tick
 from ..engine.subscription import Subscription
 from ..engine.protocol import PeakKeeper
-from ..engine.tracers import Frame, StackStat, TraceSnapshot, Tracer
+from ..engine.tracers import TraceSnapshot, Tracer
 from ..schema import Summary
 from . import notebook
 from .deferred import Deferred, deferred_frame
 from .result import ProfileResult
+from .snapshots import StackKey, by_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,32 +47,6 @@ _BUDGET_FIXED_S = 0.1
 _BUDGET_FRACTION = 0.03
 _MAX_STACK_ROWS = 500
 _MAX_LINE_ROWS = 1000
-
-StackKey = tuple[tuple[Frame, ...], "int | None", "str | None"]
-
-
-def _key(stat: StackStat) -> StackKey:
-    return (stat.frames, stat.thread_id, stat.tag)
-
-
-def _by_key(stats: tuple[StackStat, ...]) -> dict[StackKey, StackStat]:
-    """Stats by key, merging stats whose frames read the same (a tracer may group by
-    code object and offset, and two offsets can resolve to the same file and line)."""
-    out: dict[StackKey, StackStat] = {}
-    for stat in stats:
-        key = _key(stat)
-        old = out.get(key)
-        out[key] = stat if old is None else StackStat(
-            stat.frames,
-            old.live_bytes + stat.live_bytes,
-            old.live_count + stat.live_count,
-            old.allocated_bytes + stat.allocated_bytes,
-            old.allocated_count + stat.allocated_count,
-            stat.thread_id,
-            stat.tag,
-        )
-    return out
-
 
 class Recording:
     """One session's recording. Not thread-safe for start/stop; checkpoints are."""
@@ -108,6 +84,8 @@ class Recording:
         #: The tracer keeps its peak composition itself (no checkpoint snapshots).
         self._keeper = tracer if isinstance(tracer, PeakKeeper) and tracer.keeps_peak else None
         self.keeps_peak = self._keeper is not None
+        #: Seconds into the session when tracemalloc was found stopped (exact tracer), else None.
+        self._tracing_lost: float | None = None
         self.running = False
 
     # -- life cycle ---------------------------------------------------------------------
@@ -175,6 +153,8 @@ class Recording:
         if tracer is None or self.keeps_peak or not self.running or not self._lock.acquire(blocking=False):
             return
         try:
+            if tracer.name == "exact" and self._tracing_lost is None:
+                self._check_tracemalloc()
             level = tracer.current() - self.traced_start
             if level < self._snap_level + max(_MIN_GROWTH, _GROWTH_FRACTION * self._snap_level):
                 return
@@ -184,12 +164,23 @@ class Recording:
             predicted = self._last_cost * (size / self._last_hint) if self._last_hint else 0.0
             if self._snap_cost + predicted > _BUDGET_FIXED_S + _BUDGET_FRACTION * elapsed:
                 return
-            snap = tracer.snapshot(self._mark)
+            snap = self._snapshot(tracer)
             self._snap_cost += snap.cost_s
             self._last_cost, self._last_hint = snap.cost_s, size
             self._take(snap)
         finally:
             self._lock.release()
+
+    def _snapshot(self, tracer: Tracer) -> TraceSnapshot:
+        """``tracer.snapshot(mark)``, noting a tracemalloc that someone stopped under the session."""
+        if tracer.name == "exact":
+            self._check_tracemalloc()
+        return tracer.snapshot(self._mark)
+
+    def _check_tracemalloc(self) -> None:
+        """Remember (once) that tracemalloc stopped while the exact tracer's session ran."""
+        if self._tracing_lost is None and not tracemalloc.is_tracing():
+            self._tracing_lost = max(time.perf_counter() - self.t0, 0.0)
 
     def snapshot_now(self) -> TraceSnapshot | None:
         """Snapshot the live allocations now, whatever the level (the guard does, when it
@@ -198,7 +189,7 @@ class Recording:
         if tracer is None or not self.running:
             return None
         with self._lock:
-            snap = tracer.snapshot(self._mark)
+            snap = self._snapshot(tracer)
             self._snap_cost += snap.cost_s
             self._take(snap)
         return snap
@@ -208,7 +199,7 @@ class Recording:
             self._peak_snap = snap
             self._snap_level = snap.live_bytes
         held = self._held_max
-        for key, stat in _by_key(snap.stats).items():
+        for key, stat in by_key(snap.stats).items():
             old = held.get(key)
             if old is None or stat.live_bytes > old[0]:
                 held[key] = (stat.live_bytes, stat.live_count)
@@ -222,12 +213,14 @@ class Recording:
         try:
             if tracer is not None:
                 with self._lock:
+                    if tracer.name == "exact":
+                        self._check_tracemalloc()
                     traced_end = tracer.current()
                     peaks = getattr(tracer, "peaks", None)
                     if peaks is not None:
                         peaks.fold()  # this recording's listener reads the peak composition
                         peaks.remove(self._on_traced_peak)
-                    final = tracer.snapshot(self._mark)
+                    final = self._snapshot(tracer)
                     self._snap_cost += final.cost_s
                     if final.live_bytes >= self._snap_level:
                         self._peak_snap = final
@@ -249,6 +242,16 @@ class Recording:
         return ProfileResult(summary.replace(report_s=round(build_s + self._snap_cost, 6)), tables, copy=False)
 
     # -- building the result ------------------------------------------------------------
+    def _note(self) -> str | None:
+        notes = [self.tracer_note] if self.tracer_note else []
+        if self._tracing_lost is not None:
+            notes.append(
+                f"tracemalloc was stopped about {self._tracing_lost:.2f} s into the session (tracemalloc.stop() "
+                "outside cgmem_nb): allocations after that were not traced, so the traced figures and the "
+                "line tables undercount; leave tracemalloc running while an --exact session runs"
+            )
+        return "; ".join(notes) or None
+
     def _build(
         self,
         final: TraceSnapshot | None,
@@ -259,8 +262,8 @@ class Recording:
     ) -> tuple[Summary, dict[str, pd.DataFrame | Deferred]]:
         tracer = self.tracer
         estimate = bool(tracer is not None and tracer.estimate)
-        peak_stats = _by_key(self._peak_snap.stats) if self._peak_snap else {}
-        final_stats = _by_key(final.stats) if final else {}
+        peak_stats = by_key(self._peak_snap.stats) if self._peak_snap else {}
+        final_stats = by_key(final.stats) if final else {}
         keys = set(peak_stats) | set(final_stats) | set(self._held_max)
 
         stack_rows: list[dict[str, Any]] = []
@@ -297,6 +300,7 @@ class Recording:
                     "peak_bytes": peak_b,
                     "retained_bytes": ret_b,
                     "count": count,
+                    "where": schema.KERNEL,
                 }
             )
         stack_rows.sort(key=lambda r: (r["peak_bytes"], r["retained_bytes"], r["allocated_bytes"]), reverse=True)
@@ -318,6 +322,7 @@ class Recording:
                     "peak_bytes": 0,
                     "retained_bytes": 0,
                     "count": 0,
+                    "where": schema.KERNEL,
                 }
             for col in ("allocated_bytes", "peak_bytes", "retained_bytes", "count"):
                 line[col] += row[col]
@@ -387,7 +392,7 @@ class Recording:
             stacks_total=len(stack_rows),
             error=None if error is None else f"{type(error).__name__}: {error}",
             interrupted=isinstance(error, KeyboardInterrupt),
-            note=self.tracer_note,
+            note=self._note(),
             profiler_bytes=own_bytes,
         )
         for row in stack_rows:
