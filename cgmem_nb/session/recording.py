@@ -24,7 +24,6 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-
 from ..categories import CATEGORY_RULES
 from ..config import ProfilerConfig
 from ..engine import probes
@@ -32,7 +31,7 @@ from ..engine.monitor import MONITOR, Tick
 from ..engine.subscription import Subscription
 from ..engine.protocol import PeakKeeper
 from ..engine.tracers import TraceSnapshot, Tracer
-from ..schema import Summary
+from ..schema import KERNEL, Summary
 from . import notebook
 from .deferred import Deferred, deferred_frame
 from .result import ProfileResult
@@ -300,7 +299,7 @@ class Recording:
                     "peak_bytes": peak_b,
                     "retained_bytes": ret_b,
                     "count": count,
-                    "where": schema.KERNEL,
+                    "where": KERNEL,
                 }
             )
         stack_rows.sort(key=lambda r: (r["peak_bytes"], r["retained_bytes"], r["allocated_bytes"]), reverse=True)
@@ -322,7 +321,7 @@ class Recording:
                     "peak_bytes": 0,
                     "retained_bytes": 0,
                     "count": 0,
-                    "where": schema.KERNEL,
+                    "where": KERNEL,
                 }
             for col in ("allocated_bytes", "peak_bytes", "retained_bytes", "count"):
                 line[col] += row[col]
