@@ -76,7 +76,7 @@ def test_results_read_late_equal_results_read_at_once(counting: CountingRule) ->
         assert 5 * MB <= int(lines["peak_bytes"].iloc[0]) < 5.5 * MB
     assert list(late.recommendations.columns) == list(early_tables["recommendations"].columns)
     assert counting.calls == 2
-    assert late.summary.stop_s >= 0 and late.summary.peak_bytes == early.summary.peak_bytes
+    assert late.summary.stop_s > 0 and abs(late.summary.peak_bytes - early.summary.peak_bytes) < 0.5 * MB
 
 
 def test_a_session_that_is_never_read_never_analyses(counting: CountingRule) -> None:
