@@ -92,9 +92,9 @@ def child(workload: str, mode: str, empty: bool, tick_s: float | None) -> None:
                 func()
                 work_end = time.perf_counter()
             assert session.result is not None
-            peak_traced = session.result.summary["peak_bytes"]
-            if session.result.summary["tracer"] != mode:
-                raise SystemExit(f"asked for the {mode} tracer, got {session.result.summary['tracer']}")
+            peak_traced = session.result.summary.peak_bytes
+            if session.result.summary.tracer != mode:
+                raise SystemExit(f"asked for the {mode} tracer, got {session.result.summary.tracer}")
         t1 = time.perf_counter()
         report_s = t1 - work_end
     rss_peak = None

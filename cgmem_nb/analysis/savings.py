@@ -44,6 +44,10 @@ def _distinct_object_bytes(values: np.ndarray) -> int:
     return total
 
 
+_getsizeof = np.frompyfunc(sys.getsizeof, 1, 1)
+_id = np.frompyfunc(id, 1, 1)
+
+
 def _codes_itemsize(n_unique: int) -> int:
     for dtype in (np.int8, np.int16, np.int32):
         if n_unique < np.iinfo(dtype).max:
@@ -73,16 +77,18 @@ def category_savings(col: pd.Series, *, exact_rows: int = 100_000, sample_rows: 
     sample = values[idx]
     uniques = pd.unique(sample)
     k = len(uniques)
-    sizes = np.fromiter((sys.getsizeof(v) for v in sample), dtype=np.float64, count=len(sample))
-    distinct_ids = len({id(v) for v in sample})
-    kept_objects = float(sum(sys.getsizeof(u) for u in uniques))
+    # Element-wise calls through numpy's loops: no Python frame per element.
+    sizes = _getsizeof(sample).astype(np.float64)
+    _ids, first = np.unique(_id(sample).astype(np.uint64), return_index=True)
+    distinct_ids = len(first)
+    kept_objects = float(_getsizeof(uniques).astype(np.float64).sum()) if k else 0.0
     if distinct_ids > 0.9 * len(sample):
         # Each row has an object of its own: scale the per-row bytes, with a CLT bound.
         obj_bytes = float(sizes.mean()) * n
         error = 1.96 * sizes.std(ddof=1) * n / math.sqrt(len(sample))
     else:
         # Rows share a few objects: those seen are (nearly) all there are.
-        obj_bytes = float(sum(sys.getsizeof(v) for v in {id(v): v for v in sample}.values()))
+        obj_bytes = float(sizes[first].sum())
         singletons = int((pd.Series(sample).value_counts() == 1).sum())
         error = singletons / len(sample) * n * float(sizes.mean())
     freed = float(values.nbytes) + obj_bytes

@@ -83,6 +83,13 @@ def peak_samples(since_seq: int, /) -> tuple[float, list[Sample]]:
     """The estimated peak bytes since the last reset, and the samples with ``seq >= since_seq``
     that were live at that high-water mark (each with ``live`` True), in sequence order."""
 
+def groups(
+    since_seq: int, at_peak: bool, /
+) -> list[tuple[int | None, int, str | None, float, float, float, float]]:
+    """Samples with ``seq >= since_seq`` (``at_peak``: those live at the high-water mark)
+    summed by (stack, thread id, tag): ``(stack, thread_id, tag, live_bytes, live_blocks,
+    allocated_bytes, allocated_blocks)``; blocks are estimated (weight / size)."""
+
 def stack(stack_id: int, /) -> tuple[tuple[str, int], ...]:
     """``((filename, lineno), ...)`` of a stack id, innermost first."""
 

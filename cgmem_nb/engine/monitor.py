@@ -184,11 +184,8 @@ class Monitor:
             self._publish(tick)
             for sub in subs:
                 sub.deliver(tick, "monitor tick")
-            with self._lock:
-                # Woken early by subscribe(): a new subscriber may want ticks sooner than
-                # the ones before it (after a 30 s subscription, a 0.1 s one).
-                if not stop.is_set():
-                    self._wake.wait(min(s.interval or DEFAULT_INTERVAL for s in subs))
+            with self._lock:  # a new subscription wakes the thread: it may want a shorter interval
+                self._wake.wait(min(s.interval or DEFAULT_INTERVAL for s in subs))
 
     def _publish(self, tick: Tick) -> None:
         """Publish the tick (and a pressure crossing) on the bus if anyone listens; never raises."""

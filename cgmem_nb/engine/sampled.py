@@ -33,7 +33,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
 from ..config import check_depth
 from ..errors import TracerError
@@ -41,9 +41,6 @@ from ..units import parse_size
 from .numpy_watch import NumpyImportWatcher, numpy_array_api
 from .protocol import Frame, PeakFolder, StackStat, TraceSnapshot
 from .versions import exact_unsupported_reason, sampled_unsupported_reason
-
-if TYPE_CHECKING:
-    from ._sampler import Sample
 
 __all__ = [
     "DEFAULT_INTERVAL_BYTES",
@@ -279,7 +276,7 @@ class SampledTracer:
         to a cap (``stats()['freed_cap']``); beyond it the oldest are evicted and
         ``allocated_*`` of older marks become lower bounds.
         """
-        return self._grouped("snapshot", since, lambda seq: self._ext.samples(seq))
+        return self._grouped("snapshot", since, False)
 
     def peak_snapshot(self, since: object) -> TraceSnapshot:
         """What was live at the high-water mark since the last :meth:`reset_peak`, of the
@@ -289,7 +286,7 @@ class SampledTracer:
         records which sample made it, and samples live then outlive their free until the
         next high, so it is exact for the samples even for a peak inside one C call.
         """
-        return self._grouped("peak_snapshot", since, lambda seq: self._ext.peak_samples(seq)[1])
+        return self._grouped("peak_snapshot", since, True)
 
     # -- extras ------------------------------------------------------------------------
 
@@ -309,13 +306,14 @@ class SampledTracer:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _grouped(self, what: str, since: object, read: Callable[[int], list[Sample]]) -> TraceSnapshot:
+    def _grouped(self, what: str, since: object, at_peak: bool) -> TraceSnapshot:
+        """Samples since the mark (or those live at the peak), summed per stack in C."""
         if not isinstance(since, _SampledMark):
             raise TracerError(f"{what}(since={since!r}) needs a mark made by this tracer's mark()")
         began = time.perf_counter()
         quiet = self._ext.quiet(True)
         try:
-            stats, total = self._group(read(since.seq))
+            stats, total = self._group(self._ext.groups(since.seq, at_peak))
         finally:
             self._ext.quiet(quiet)
         now = time.perf_counter()
@@ -330,21 +328,10 @@ class SampledTracer:
             self._stack_cache[stack_id] = frames
         return frames
 
-    def _group(self, samples: list[Sample]) -> tuple[list[StackStat], int]:
-        groups: dict[tuple[int | None, int, str | None], list[float]] = {}
-        for stack_id, tid, tag, weight, live, size, _ts, _seq, _domain in samples:
-            acc = groups.get((stack_id, tid, tag))
-            if acc is None:
-                acc = groups[(stack_id, tid, tag)] = [0.0, 0.0, 0.0, 0.0]
-            count = weight / size
-            acc[2] += weight
-            acc[3] += count
-            if live:
-                acc[0] += weight
-                acc[1] += count
+    def _group(self, groups: list[tuple[int | None, int, str | None, float, float, float, float]]) -> tuple[list[StackStat], int]:
         stats: list[StackStat] = []
         total = 0
-        for (stack_id, tid, tag), (lb, lc, ab, ac) in groups.items():
+        for stack_id, tid, tag, lb, lc, ab, ac in groups:
             live_bytes = int(round(lb))
             stats.append(
                 StackStat(

@@ -95,6 +95,23 @@ def test_monitor_thread_parks_between_subscriptions_and_exits_after_lingering(mo
         assert woke.wait(5) and monitor.running  # a new thread once the old one has gone
 
 
+def test_a_new_subscription_is_not_held_back_by_an_old_slow_one() -> None:
+    monitor = Monitor()
+    slow = monitor.subscribe(lambda t: None, interval=30.0)
+    time.sleep(0.05)  # the thread now waits 30 s for its next tick
+    fast: list[Tick] = []
+    got = threading.Event()
+
+    def on_tick(tick: Tick) -> None:
+        fast.append(tick)
+        if len(fast) >= 3:
+            got.set()
+
+    with monitor.subscribe(on_tick, interval=0.01):
+        assert got.wait(5)
+    slow.close()
+
+
 def test_monitor_survives_a_failing_subscriber() -> None:
     monitor = Monitor()
     good = threading.Event()

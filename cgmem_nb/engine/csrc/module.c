@@ -223,6 +223,47 @@ static PyObject *m_samples(PyObject *self, PyObject *args) {
     return sample_list(copy, n);
 }
 
+/* Groups of a malloc'ed copy of samples, which it frees: [(stack, tid, tag, live_w, live_n, alloc_w, alloc_n)]. */
+static PyObject *group_list(cg_sample_t *copy, size_t n) {
+    cg_group_t *groups = NULL;
+    size_t ng = 0;
+    int rc = cg_group_samples(copy, n, &groups, &ng);
+    free(copy);
+    if (rc < 0) return PyErr_NoMemory();
+    int busy = cg_t_busy;
+    cg_t_busy = 1;
+    PyObject *list = PyList_New((Py_ssize_t)ng);
+    for (size_t i = 0; list != NULL && i < ng; i++) {
+        const cg_group_t *g = &groups[i];
+        PyObject *tag = PyList_GET_ITEM(g_tag_names, g->tag < PyList_GET_SIZE(g_tag_names) ? g->tag : 0);
+        PyObject *stack = g->stack == CG_NO_STACK ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(g->stack);
+        PyObject *item = stack == NULL ? NULL
+                                       : Py_BuildValue("(NKOdddd)", stack, (unsigned long long)g->tid, tag, g->live_weight,
+                                                       g->live_count, g->alloc_weight, g->alloc_count);
+        if (item == NULL) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    cg_t_busy = busy;
+    free(groups);
+    return list;
+}
+
+static PyObject *m_groups(PyObject *self, PyObject *args) {
+    unsigned long long since;
+    int at_peak;
+    if (!PyArg_ParseTuple(args, "Kp", &since, &at_peak)) return NULL;
+    cg_sample_t *copy = NULL;
+    size_t n = 0;
+    double peak = 0.0;
+    int rc = at_peak ? cg_core_peak_samples((uint64_t)since, &copy, &n, &peak)
+                     : cg_core_samples_since((uint64_t)since, &copy, &n);
+    if (rc < 0) return PyErr_NoMemory();
+    return group_list(copy, n);
+}
+
 static PyObject *m_peak_samples(PyObject *self, PyObject *args) {
     unsigned long long since;
     if (!PyArg_ParseTuple(args, "K", &since)) return NULL;
@@ -321,6 +362,7 @@ static PyMethodDef methods[] = {
     {"unhook_numpy", m_unhook_numpy, METH_NOARGS, "unhook_numpy() -> bool: restore numpy's default handler."},
     {"after_fork_child", m_after_fork_child, METH_NOARGS, "after_fork_child(): reset in a forked child."},
     {"peak_samples", m_peak_samples, METH_VARARGS, "peak_samples(since_seq) -> (peak bytes, [Sample live at the peak])."},
+    {"groups", m_groups, METH_VARARGS, "groups(since_seq, at_peak) -> [(stack, thread, tag, live, live_n, allocated, allocated_n)]."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,6 +5,7 @@
  *   core.c          the sampling core: countdowns and weights, the sample store,
  *                   the pointer table and its membership filter
  *   stacks.c        the stack table: captured stacks, interned, code objects kept
+ *   groups.c        samples summed by (stack, thread, tag) for a session's result
  *   hooks_pymem.c   a hook source: the PYMEM_DOMAIN_MEM and _OBJ allocators
  *   hooks_numpy.c   a hook source: numpy's default data-memory handler
  *   module.c        the Python module (the functions in _sampler.pyi)
@@ -124,6 +125,18 @@ int cg_core_set_freed_cap(size_t cap);
 /* The samples with seq >= since that were live at the high-water mark (malloc'ed copy,
  * caller frees; live = 1 in each), and the estimated live bytes then. -1 on no memory. */
 int cg_core_peak_samples(uint64_t since, cg_sample_t **out, size_t *n, double *peak);
+
+/* ---- groups.c ---- */
+
+/* Samples summed by (stack, thread, tag); counts are estimated blocks (weight / size). */
+typedef struct {
+    uint32_t stack;
+    uint16_t tag;
+    uint64_t tid;
+    double live_weight, live_count, alloc_weight, alloc_count;
+} cg_group_t;
+/* Group n samples into a malloc'ed array (caller frees); -1 on no memory. */
+int cg_group_samples(const cg_sample_t *samples, size_t n, cg_group_t **out, size_t *ngroups);
 
 /* ---- stacks.c (GIL held) ---- */
 
