@@ -5,16 +5,33 @@ another Python version), ``pip install .`` still succeeds and cgmem_nb falls bac
 to the exact tracer (tracemalloc).
 """
 
+import sys
+
 from setuptools import Extension, setup
 
-setup(
-    ext_modules=[
+_FLAGS = ["-O2", "-fvisibility=hidden", "-Wall", "-Wno-unused-parameter"]
+_NATIVE = ["cgmem_nb/engine/_native_hooks.c", "cgmem_nb/engine/_elf_patch.c"]
+
+extensions = [
+    Extension(
+        "cgmem_nb.engine._sampler",
+        sources=["cgmem_nb/engine/_sampler.c"],
+        extra_compile_args=_FLAGS,
+        libraries=["m"],
+        optional=True,
+    )
+]
+if sys.platform.startswith("linux"):
+    # The native hooks on their own (relocation patching is ELF-only).
+    extensions.append(
         Extension(
-            "cgmem_nb.engine._sampler",
-            sources=["cgmem_nb/engine/_sampler.c"],
-            extra_compile_args=["-O2", "-fvisibility=hidden", "-Wall", "-Wno-unused-parameter"],
-            libraries=["m"],
+            "cgmem_nb.engine._native_probe",
+            sources=["cgmem_nb/engine/_native_probe.c", *_NATIVE],
+            depends=["cgmem_nb/engine/_native_hooks.h", "cgmem_nb/engine/_elf_patch.h"],
+            extra_compile_args=_FLAGS,
+            libraries=["m", "dl"],
             optional=True,
         )
-    ]
-)
+    )
+
+setup(ext_modules=extensions)
