@@ -459,6 +459,47 @@ long cg_elf_unpatch_all(void) {
     return restored;
 }
 
+long cg_elf_repair(void) {
+    long repaired = 0;
+    seen_list_t l = {NULL, 0, 0};
+    cg_elf_lock();
+    dl_iterate_phdr(collect_cb, &l);
+    mark_gone(&l);
+    for (size_t k = 0; k < l.n; k++) {
+        obj_rec_t *rec = find_rec(l.items[k].base, l.items[k].phdr);
+        if (rec == NULL || !rec->active || rec->nlog == 0) continue;
+        const seen_t *s = &l.items[k];
+        void *h = pin(s, k);
+        if (h == NULL) continue;
+        size_t lost = 0;
+        for (size_t j = 0; j < rec->nlog; j++)
+            lost += __atomic_load_n(rec->log[j].slot, __ATOMIC_RELAXED) == rec->log[j].old;
+        if (lost) {
+            struct dl_phdr_info info;
+            memset(&info, 0, sizeof info);
+            info.dlpi_addr = s->base;
+            info.dlpi_name = s->path;
+            info.dlpi_phdr = s->phdr;
+            info.dlpi_phnum = (ElfW(Half))s->phnum;
+            dyninfo_t d;
+            if (read_dyn(&info, &d) == 0 && set_relro(&d, PROT_READ | PROT_WRITE) == 0) {
+                for (size_t j = 0; j < rec->nlog; j++) {
+                    patch_t *p = &rec->log[j];
+                    if (__atomic_load_n(p->slot, __ATOMIC_RELAXED) == p->old) {
+                        __atomic_store_n(p->slot, p->ours, __ATOMIC_RELEASE);
+                        repaired++;
+                    }
+                }
+                set_relro(&d, PROT_READ);
+            }
+        }
+        unpin(h);
+    }
+    cg_elf_unlock();
+    free(l.items);
+    return repaired;
+}
+
 int cg_elf_forget_unloaded(void) {
     seen_list_t l = {NULL, 0, 0};
     if (!cg_elf_trylock()) return 0;

@@ -75,6 +75,11 @@ int cg_elf_init(const cg_patch_sym_t *syms, size_t nsyms, cg_policy_fn policy, v
 /* Patch every loaded object not patched yet. Returns the number of slots written. */
 long cg_elf_patch_all(void);
 
+/* Write our hook again where someone put back the value we had replaced (another
+ * tool that patched on top of us and restored its "original" when it stopped).
+ * Returns slots repaired. */
+long cg_elf_repair(void);
+
 /* Restore every slot we wrote that still holds our hook. Returns slots restored. */
 long cg_elf_unpatch_all(void);
 

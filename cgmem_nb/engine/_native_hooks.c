@@ -635,6 +635,12 @@ long cg_native_start(double mean_bytes) {
     if (!g_setup) return -1;
     int busy = cg_native_set_busy(1);
     cg_elf_lock();
+    if (g_on) { /* already running: follow new libraries, take back slots we lost */
+        long n = cg_elf_patch_all() + cg_elf_repair();
+        cg_elf_unlock();
+        cg_native_set_busy(busy);
+        return n;
+    }
     g_mean = mean_bytes;
     /* Hooks must forward correctly before any slot points at them. Pool targets are
      * learned while patching: the pre-pass fills them before the first write. */

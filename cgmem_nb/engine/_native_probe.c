@@ -151,6 +151,13 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS return PyLong_FromLong(n);
 }
 
+static PyObject *m_refresh(PyObject *self, PyObject *unused) {
+    if (!cg_native_running()) return PyErr_Format(PyExc_RuntimeError, "not running");
+    long n;
+    Py_BEGIN_ALLOW_THREADS n = cg_native_start(g_mean);
+    Py_END_ALLOW_THREADS return PyLong_FromLong(n);
+}
+
 static PyObject *m_stop(PyObject *self, PyObject *unused) {
     Py_BEGIN_ALLOW_THREADS cg_native_stop();
     Py_END_ALLOW_THREADS Py_RETURN_NONE;
@@ -261,6 +268,7 @@ static PyObject *m_after_fork_child(PyObject *self, PyObject *unused) {
 
 static PyMethodDef methods[] = {
     {"start", m_start, METH_VARARGS, "start(interval) -> slots patched"},
+    {"refresh", m_refresh, METH_NOARGS, "refresh() -> slots patched or repaired (new libraries, slots another tool gave back)"},
     {"stop", m_stop, METH_NOARGS, "stop(): restore every slot, remove pool hooks"},
     {"live", m_live, METH_NOARGS, "live() -> {domain: (live, peak)} estimates"},
     {"reset_peak", m_reset_peak, METH_NOARGS, "reset_peak()"},
