@@ -26,10 +26,10 @@ typedef struct {
 
 #define TABLE_LOG2 20
 #define TABLE_CAP (1u << TABLE_LOG2)
-#define FILTER_CAP (1u << 16)
+#define FILTER_CAP (1u << 20)
 
 static entry_t *g_table = NULL;
-static size_t g_used = 0;
+static size_t g_used = 0, g_tombs = 0;
 static uint8_t g_filter[FILTER_CAP];
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static double g_mean = 32768.0;
@@ -38,7 +38,22 @@ static double g_live_total = 0, g_peak_total = 0, g_worker_live = 0, g_worker_to
 static uint64_t g_dropped = 0;
 
 static inline size_t h1(uintptr_t p) { return (size_t)(((uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - TABLE_LOG2)); }
-static inline size_t hf(uintptr_t p) { return (size_t)(((uint64_t)(p >> 4) * 0xD6E8FEB86659FD93ull) >> 48); }
+static inline size_t hf(uintptr_t p) { return (size_t)(((uint64_t)(p >> 4) * 0xD6E8FEB86659FD93ull) >> 44); }
+
+/* Drop tombstones (under g_lock): re-insert the live entries into a clean table. */
+static void rehash(void) {
+    entry_t *old = g_table, *t = calloc(TABLE_CAP, sizeof(entry_t));
+    if (t == NULL) return;
+    for (size_t i = 0; i < TABLE_CAP; i++) {
+        if (old[i].key <= 1) continue;
+        size_t j = h1(old[i].key);
+        while (t[j].key) j = (j + 1) & (TABLE_CAP - 1);
+        t[j] = old[i];
+    }
+    g_table = t;
+    g_tombs = 0;
+    free(old);
+}
 
 static void p_record(void *ptr, size_t size, int domain, uint16_t lib) {
     double x = (double)size / g_mean;
@@ -46,6 +61,7 @@ static void p_record(void *ptr, size_t size, int domain, uint16_t lib) {
     int worker = !PyGILState_Check();
     uintptr_t k = (uintptr_t)ptr;
     pthread_mutex_lock(&g_lock);
+    if (g_table != NULL && g_tombs > TABLE_CAP / 4) rehash();
     if (g_table == NULL || g_used * 2 > TABLE_CAP) {
         g_dropped++;
         pthread_mutex_unlock(&g_lock);
@@ -95,6 +111,7 @@ static int64_t p_untrack(const void *ptr) {
                 if (e->worker) g_worker_live -= e->weight;
                 e->key = 1; /* tombstone; the entry's fields stay for retrack */
                 g_used--;
+                g_tombs++;
                 if (g_filter[hf(k)] != 255 && g_filter[hf(k)] != 0) g_filter[hf(k)]--;
                 found = (int64_t)i;
                 break;
@@ -112,6 +129,7 @@ static void p_retrack(int64_t idx, const void *ptr) {
         entry_t *e = &g_table[idx];
         e->key = (uintptr_t)ptr;
         g_used++;
+        g_tombs--;
         g_live[e->domain] += e->weight;
         g_live_total += e->weight;
         if (e->worker) g_worker_live += e->weight;
@@ -126,7 +144,7 @@ static void clear(void) {
     pthread_mutex_lock(&g_lock);
     if (g_table) memset(g_table, 0, TABLE_CAP * sizeof(entry_t));
     memset(g_filter, 0, sizeof g_filter);
-    g_used = 0;
+    g_used = g_tombs = 0;
     memset(g_live, 0, sizeof g_live);
     memset(g_peak_dom, 0, sizeof g_peak_dom);
     g_live_total = g_peak_total = g_worker_live = g_worker_total = 0;

@@ -348,3 +348,17 @@ def test_torch_cpu_tensor_is_counted() -> None:
     )
     assert r["own"] == 80_000_000
     assert close(r["malloc"], r["own"]), r
+
+
+def test_soak_threads_sessions_forks_and_dlopen_under_dev_mode() -> None:
+    """benchmarks/soak_native.py for a few seconds: no crash, every check held."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "dev", str(REPO / "benchmarks" / "soak_native.py"), "--seconds", "5", "--threads", "3"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["dev_mode"] and summary["sessions"] >= 2 and summary["forks"] >= 1, summary
+    assert summary["counters"]["slots"] == 0, summary  # everything restored at the end
