@@ -36,9 +36,18 @@ typedef struct {
 } patch_t;
 
 typedef struct {
+    uintptr_t slot;
+    uint32_t si; /* index in the symbol table */
+} cand_t;
+
+typedef struct {
     uintptr_t base;
     const void *phdr;
     char path[256];
+    cand_t *cands; /* slots naming one of our symbols, found by the first scan */
+    size_t ncands, capcands;
+    int scanned;
+    int defines_pool;
     unsigned groups;
     unsigned foreign;
     int failed;
@@ -215,12 +224,25 @@ static void visit_relocs(const dyninfo_t *d, reloc_visit_fn fn, void *arg) {
     }
 }
 
-/* Pre-pass: does the object define one of the POOL symbols? Fill their targets. */
-static void pool_visit(const dyninfo_t *d, int si, uintptr_t slot, const ElfW(Sym) *sym, void *arg) {
+/* First scan of an object: remember the slots that name our symbols, and whether
+ * the object defines a POOL symbol (then its address is the POOL target). */
+static void collect_visit(const dyninfo_t *d, int si, uintptr_t slot, const ElfW(Sym) *sym, void *arg) {
+    obj_rec_t *rec = arg;
     const cg_patch_sym_t *s = &g_syms[si];
-    if (!(s->group & CG_GROUP_POOL) || sym->st_shndx == SHN_UNDEF || sym->st_value == 0) return;
-    *(int *)arg = 1;
-    if (*s->target == NULL) *s->target = (void *)(d->base + sym->st_value);
+    if ((s->group & CG_GROUP_POOL) && sym->st_shndx != SHN_UNDEF && sym->st_value != 0) {
+        rec->defines_pool = 1;
+        if (*s->target == NULL) *s->target = (void *)(d->base + sym->st_value);
+    }
+    if (rec->ncands == rec->capcands) {
+        size_t cap = rec->capcands ? rec->capcands * 2 : 8;
+        cand_t *c = realloc(rec->cands, cap * sizeof(cand_t));
+        if (c == NULL) return;
+        rec->cands = c;
+        rec->capcands = cap;
+    }
+    rec->cands[rec->ncands].slot = slot;
+    rec->cands[rec->ncands].si = (uint32_t)si;
+    rec->ncands++;
 }
 
 typedef struct {
@@ -245,8 +267,7 @@ static int log_push(obj_rec_t *rec, void **slot, void *old, void *ours) {
     return 0;
 }
 
-static void patch_visit(const dyninfo_t *d, int si, uintptr_t slot, const ElfW(Sym) *sym, void *arg) {
-    patch_ctx_t *c = arg;
+static void patch_slot(const dyninfo_t *d, int si, uintptr_t slot, patch_ctx_t *c) {
     const cg_patch_sym_t *s = &g_syms[si];
     if (!(s->group & c->groups)) return;
     if (!slot_writable_segment(d, slot)) {
@@ -328,6 +349,7 @@ static obj_rec_t *new_rec(const seen_t *s) {
         memset(r, 0, sizeof *r);
     }
     free(r->log);
+    free(r->cands);
     memset(r, 0, sizeof *r);
     r->base = s->base;
     r->phdr = s->phdr;
@@ -350,9 +372,12 @@ static long patch_object(obj_rec_t *rec, const seen_t *s) {
         rec->groups = 0;
         return 0; /* no dynamic section: nothing to patch (not a failure) */
     }
+    if (!rec->scanned) {
+        visit_relocs(&d, collect_visit, rec);
+        rec->scanned = 1;
+    }
     cg_object_t obj = {s->path, s->base, d.lo, d.hi, CG_GROUP_ALLOC | CG_GROUP_MMAP | CG_GROUP_DL | CG_GROUP_POOL,
-                       (uint16_t)(rec - g_objs), 0, d.strtab, d.strsz};
-    visit_relocs(&d, pool_visit, &obj.defines_pool);
+                       (uint16_t)(rec - g_objs), rec->defines_pool, d.strtab, d.strsz};
     if (g_policy) g_policy(&obj, g_policy_arg);
     rec->groups = obj.groups;
     if (obj.groups == 0) return 0;
@@ -362,7 +387,7 @@ static long patch_object(obj_rec_t *rec, const seen_t *s) {
         return 0;
     }
     patch_ctx_t c = {rec, obj.groups, 0, 0};
-    visit_relocs(&d, patch_visit, &c);
+    for (size_t i = 0; i < rec->ncands; i++) patch_slot(&d, (int)rec->cands[i].si, rec->cands[i].slot, &c);
     set_relro(&d, PROT_READ);
     return c.written;
 }
