@@ -136,7 +136,9 @@ __attribute__((noinline)) static void sample(void *p, size_t n, int domain, uint
 }
 
 static inline void forget(void *p) {
-    if (p != NULL && UNLIKELY(g_sink->maybe_tracked(p))) g_sink->untrack(p);
+    /* when off, the sink drops every sample anyway (and after a fork its lock may be
+     * held by a thread that no longer exists) */
+    if (p != NULL && UNLIKELY(g_sink->maybe_tracked(p)) && g_on) g_sink->untrack(p);
 }
 
 int cg_native_set_busy(int busy) {
@@ -549,11 +551,19 @@ static int contains(const cg_object_t *o, const void *addr) {
     return addr != NULL && (uintptr_t)addr >= o->lo && (uintptr_t)addr < o->hi;
 }
 
+/* Directory of the profiler's own extensions (none of them is patched). */
+static char g_self_dir[256] = "";
+
+static int is_profiler(const cg_object_t *o) {
+    size_t n = strlen(g_self_dir);
+    return contains(o, (const void *)is_profiler) ||
+           (n > 0 && strncmp(o->path, g_self_dir, n) == 0 && strchr(o->path + n, '/') == NULL);
+}
+
 static void policy(cg_object_t *o, void *arg) {
     (void)arg;
     const char *path = o->path;
-    if (strstr(path, "linux-vdso") || strstr(path, "/ld-linux") || strstr(path, "/ld-musl") ||
-        contains(o, (const void *)policy) ||       /* the profiler itself */
+    if (strstr(path, "linux-vdso") || strstr(path, "/ld-linux") || strstr(path, "/ld-musl") || is_profiler(o) ||
         contains(o, (const void *)nx.malloc) ||    /* the malloc provider (libc, or a preloaded allocator) */
         contains(o, (const void *)nx.mmap) ||      /* libc */
         contains(o, (const void *)nx.dlopen)) {
@@ -622,6 +632,15 @@ int cg_native_setup(const cg_native_sink_t *sink, const void *interpreter_addres
     g_target[15] = (void *)nx.dlclose;
     g_sink = sink;
     g_interp_addr = interpreter_address;
+    Dl_info self;
+    if (dladdr((const void *)is_profiler, &self) && self.dli_fname) {
+        const char *slash = strrchr(self.dli_fname, '/');
+        size_t n = slash ? (size_t)(slash - self.dli_fname) + 1 : 0;
+        if (n < sizeof g_self_dir) {
+            memcpy(g_self_dir, self.dli_fname, n);
+            g_self_dir[n] = 0;
+        }
+    }
     g_seed ^= now_ns() ^ ((uint64_t)getpid() << 32);
     cg_elf_init(g_syms, NSYMS, policy, NULL);
     pthread_atfork(at_fork_prepare, at_fork_parent, at_fork_child);

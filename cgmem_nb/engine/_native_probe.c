@@ -305,4 +305,15 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "cgmem_nb.engine._native_probe",
                                     "Native allocation hooks on their own (tests and research).", -1, methods};
 
-PyMODINIT_FUNC PyInit__native_probe(void) { return PyModule_Create(&module); }
+static void fork_prepare(void) { pthread_mutex_lock(&g_lock); }
+static void fork_parent(void) { pthread_mutex_unlock(&g_lock); }
+static void fork_child(void) { pthread_mutex_init(&g_lock, NULL); }
+
+PyMODINIT_FUNC PyInit__native_probe(void) {
+    static int once = 0;
+    if (!once) {
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        once = 1;
+    }
+    return PyModule_Create(&module);
+}
