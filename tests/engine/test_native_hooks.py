@@ -20,7 +20,10 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="relocation patching is ELF (Linux) only")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="relocation patching is ELF (Linux) only"),
+]
 
 try:
     from cgmem_nb.engine import _native_probe  # noqa: F401
@@ -238,6 +241,26 @@ def test_memray_on_top_then_gone_leaves_both_working(blk: Path) -> None:
     assert r["memray_peak"] >= 18e6
     assert r["repaired"] > 0
     assert close(r["ours"], 20e6), r
+
+
+def test_exit_with_hooks_on_and_threads_allocating(blk: Path) -> None:
+    r = run(
+        """
+        import threading, time
+        lib = load_blk()
+        probe.start(4096)
+        def churn():
+            while True:
+                lib.blk_free(lib.blk_alloc(100_000))
+                bytes(50_000)
+        for _ in range(3):
+            threading.Thread(target=churn, daemon=True).start()
+        time.sleep(0.3)
+        report(running=probe.running())                 # and exit without stopping
+        """,
+        blk,
+    )
+    assert r["running"] is True
 
 
 def _needs(*modules: str) -> None:
