@@ -116,15 +116,19 @@ __attribute__((noinline)) static int take_slow(tls_t *t, size_t n) {
     return !t->busy;
 }
 
-/* Count n bytes against this thread's countdown; 1 when they must be sampled. */
-static inline int take(size_t n) {
+/* Count n bytes against this thread's countdown when that needs no decision: 1 when
+ * done (no sample), 0 when the slow path must decide (take_slow). */
+static inline int take_fast(size_t n) {
     tls_t *t = &t_n;
     if (LIKELY(t->gen == g_gen && t->cd > (int64_t)n)) {
         t->cd -= (int64_t)n;
-        return 0;
+        return 1;
     }
-    return take_slow(t, n);
+    return 0;
 }
+
+/* Count n bytes against this thread's countdown; 1 when they must be sampled. */
+static inline int take(size_t n) { return take_fast(n) ? 0 : take_slow(&t_n, n); }
 
 __attribute__((noinline)) static void sample(void *p, size_t n, int domain, uint16_t lib) {
     tls_t *t = &t_n;
@@ -151,19 +155,26 @@ int cg_native_busy(void) { return t_n.busy; }
 
 /* ---- malloc family (CG_NATIVE_MALLOC) ---- */
 
-HOOK void *cg_h_malloc(size_t n) {
+__attribute__((noinline)) static void *malloc_slow(size_t n) {
     void *p = nx.malloc(n);
-    if (LIKELY(!take(n))) return p;
-    sample(p, n, CG_NATIVE_MALLOC, 0);
+    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_MALLOC, 0);
+    return p;
+}
+
+HOOK void *cg_h_malloc(size_t n) {
+    if (LIKELY(take_fast(n))) return nx.malloc(n);
+    return malloc_slow(n);
+}
+
+__attribute__((noinline)) static void *calloc_slow(size_t k, size_t n) {
+    void *p = nx.calloc(k, n);
+    if (take_slow(&t_n, k * n)) sample(p, k * n, CG_NATIVE_MALLOC, 0);
     return p;
 }
 
 HOOK void *cg_h_calloc(size_t k, size_t n) {
-    void *p = nx.calloc(k, n);
-    size_t sz = k * n;
-    if (LIKELY(!take(sz))) return p;
-    sample(p, sz, CG_NATIVE_MALLOC, 0);
-    return p;
+    if (LIKELY(take_fast(k * n))) return nx.calloc(k, n);
+    return calloc_slow(k, n);
 }
 
 HOOK void cg_h_free(void *p) {
@@ -195,39 +206,59 @@ HOOK void *cg_h_reallocarray(void *old, size_t k, size_t n) {
     return realloc_common(old, k * n, call_reallocarray, k, n, CG_NATIVE_MALLOC, 0);
 }
 
-HOOK int cg_h_posix_memalign(void **pp, size_t align, size_t n) {
+__attribute__((noinline)) static int posix_memalign_slow(void **pp, size_t align, size_t n) {
     int r = nx.posix_memalign(pp, align, n);
-    if (LIKELY(!take(n)) || r != 0) return r;
-    sample(*pp, n, CG_NATIVE_MALLOC, 0);
+    if (take_slow(&t_n, n) && r == 0) sample(*pp, n, CG_NATIVE_MALLOC, 0);
     return r;
 }
 
-HOOK void *cg_h_aligned_alloc(size_t align, size_t n) {
+HOOK int cg_h_posix_memalign(void **pp, size_t align, size_t n) {
+    if (LIKELY(take_fast(n))) return nx.posix_memalign(pp, align, n);
+    return posix_memalign_slow(pp, align, n);
+}
+
+__attribute__((noinline)) static void *aligned_alloc_slow(size_t align, size_t n) {
     void *p = nx.aligned_alloc(align, n);
-    if (LIKELY(!take(n))) return p;
-    sample(p, n, CG_NATIVE_MALLOC, 0);
+    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_MALLOC, 0);
+    return p;
+}
+
+HOOK void *cg_h_aligned_alloc(size_t align, size_t n) {
+    if (LIKELY(take_fast(n))) return nx.aligned_alloc(align, n);
+    return aligned_alloc_slow(align, n);
+}
+
+__attribute__((noinline)) static void *memalign_slow(size_t align, size_t n) {
+    void *p = nx.memalign(align, n);
+    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_MALLOC, 0);
     return p;
 }
 
 HOOK void *cg_h_memalign(size_t align, size_t n) {
-    void *p = nx.memalign(align, n);
-    if (LIKELY(!take(n))) return p;
-    sample(p, n, CG_NATIVE_MALLOC, 0);
+    if (LIKELY(take_fast(n))) return nx.memalign(align, n);
+    return memalign_slow(align, n);
+}
+
+__attribute__((noinline)) static void *valloc_slow(size_t n) {
+    void *p = nx.valloc(n);
+    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_MALLOC, 0);
     return p;
 }
 
 HOOK void *cg_h_valloc(size_t n) {
-    void *p = nx.valloc(n);
-    if (LIKELY(!take(n))) return p;
-    sample(p, n, CG_NATIVE_MALLOC, 0);
+    if (LIKELY(take_fast(n))) return nx.valloc(n);
+    return valloc_slow(n);
+}
+
+__attribute__((noinline)) static void *pvalloc_slow(size_t n) {
+    void *p = nx.pvalloc(n);
+    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_MALLOC, 0);
     return p;
 }
 
 HOOK void *cg_h_pvalloc(size_t n) {
-    void *p = nx.pvalloc(n);
-    if (LIKELY(!take(n))) return p;
-    sample(p, n, CG_NATIVE_MALLOC, 0);
-    return p;
+    if (LIKELY(take_fast(n))) return nx.pvalloc(n);
+    return pvalloc_slow(n);
 }
 
 /* ---- mmap (CG_NATIVE_MMAP): anonymous, writable mappings only ---- */
@@ -284,11 +315,15 @@ HOOK void *cg_h_mremap(void *old, size_t old_len, size_t new_len, int flags, ...
 
 /* ---- Arrow's mimalloc pool (CG_NATIVE_POOL) ---- */
 
-HOOK void *cg_h_arrow_mi_malloc_aligned(size_t n, size_t align) {
+__attribute__((noinline)) static void *arrow_mi_malloc_aligned_slow(size_t n, size_t align) {
     void *p = POOL_FN(16, void *(*)(size_t, size_t))(n, align);
-    if (LIKELY(!take(n))) return p;
-    sample(p, n, CG_NATIVE_POOL, g_arrow_lib);
+    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_POOL, g_arrow_lib);
     return p;
+}
+
+HOOK void *cg_h_arrow_mi_malloc_aligned(size_t n, size_t align) {
+    if (LIKELY(take_fast(n))) return POOL_FN(16, void *(*)(size_t, size_t))(n, align);
+    return arrow_mi_malloc_aligned_slow(n, align);
 }
 
 static void *call_arrow_realloc(void *old, size_t n, size_t align) {
