@@ -6,6 +6,8 @@ Usage::
     python benchmarks/bench_sampler.py --rounds 7 --workloads python numpy
     python benchmarks/bench_sampler.py --intervals 16KiB 32KiB 256KiB
     python benchmarks/bench_sampler.py --accuracy             # estimate errors, in-process
+    python benchmarks/bench_sampler.py --python .venv/bin/python --python .venv-3.13/bin/python
+    python benchmarks/bench_sampler.py --callgrind --python ... # exact: instruction counts
 
 Every (workload, mode) run is a separate process that runs the workload
 ``--repeat`` times and keeps its fastest run; rounds interleave the modes so that
@@ -17,15 +19,20 @@ countdown never fires: the cost of being chained in), ``sampled:<interval>`` and
 ``tracemalloc`` (1 frame). Only the workload is timed, not imports or start-up.
 The table shows wall-time ratios against ``none`` and the profiler's own memory
 (the sampler's C structures; ``tracemalloc.get_tracemalloc_memory()``).
+
+``--python`` (repeatable) runs the children on each interpreter, interleaved within
+every round, and adds a table comparing the ratios. ``--callgrind`` replaces timing
+by instruction counts: each (interpreter, workload, mode) runs once under valgrind
+as is and once with the workload replaced by nothing (imports and tracer start
+alike); the difference is the workload's instructions, and the ratio to ``none`` is
+exact.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +42,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from crosspython import python_label, run_child  # noqa: E402
 DEPTH = 12  # ProfilerConfig.stack_trace_depth default
 
 
@@ -78,9 +87,11 @@ def work_pandas() -> object:
 WORKLOADS: dict[str, Callable[[], object]] = {"python": work_python, "numpy": work_numpy, "pandas": work_pandas}
 
 
-def _child(workload: str, mode: str, repeat: int) -> dict[str, float]:
-    """Run one workload under one mode in this process; return seconds and profiler memory."""
-    fn = WORKLOADS[workload]
+def _child(workload: str, mode: str, repeat: int, empty: bool = False) -> dict[str, float]:
+    """Run one workload under one mode in this process; return seconds and profiler memory.
+
+    ``empty`` does everything but the workload (the baseline of an instruction count)."""
+    fn: Callable[[], object] = (lambda: None) if empty else WORKLOADS[workload]
     if workload != "python":
         import numpy  # noqa: F401  - imports are not timed
     if workload == "pandas":
@@ -97,6 +108,7 @@ def _child(workload: str, mode: str, repeat: int) -> dict[str, float]:
         tracer = sampled.get_tracer()
         assert tracer is not None, sampled.unavailable_reason()
         tracer.set_interval(sampled.MAX_INTERVAL_BYTES if mode == "idle" else mode.split(":", 1)[1])
+        tracer.seed(20261129)
         tracer.start(DEPTH)
         stop = tracer.memory_bytes
     best_wall = best_cpu = float("inf")
@@ -111,46 +123,94 @@ def _child(workload: str, mode: str, repeat: int) -> dict[str, float]:
     return {"seconds": best_wall, "cpu_seconds": best_cpu, "profiler_bytes": profiler_bytes}
 
 
-def _run_child(workload: str, mode: str, repeat: int) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", workload, mode, "--repeat", str(repeat)], capture_output=True, text=True, env=env, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{workload}/{mode} failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
 def bench(
-    workloads: list[str], modes: list[str], rounds: int, repeat: int
-) -> dict[str, dict[str, list[dict[str, float]]]]:
-    """Run every workload under every mode ``rounds`` times, interleaved."""
-    results: dict[str, dict[str, list[dict[str, float]]]] = {w: {m: [] for m in modes} for w in workloads}
+    pythons: list[str], workloads: list[str], modes: list[str], rounds: int, repeat: int
+) -> dict[str, dict[str, dict[str, list[dict[str, float]]]]]:
+    """Run every (interpreter, workload, mode) ``rounds`` times, interleaved: {python: {workload: {mode: runs}}}."""
+    results = {p: {w: {m: [] for m in modes} for w in workloads} for p in pythons}  # type: ignore[misc]
     for r in range(rounds):
         for workload in workloads:
-            for mode in modes:
-                results[workload][mode].append(_run_child(workload, mode, repeat))
+            for python in pythons:
+                for mode in modes:
+                    run, _ = run_child(python, [__file__, "--child", workload, mode, "--repeat", str(repeat)])
+                    results[python][workload][mode].append(run)
         print(f"round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
     return results
 
 
-def table(results: dict[str, dict[str, list[dict[str, float]]]], modes: list[str]) -> str:
-    """A Markdown table: median CPU and wall seconds, ratios against ``none``, profiler memory."""
-    lines = [
-        "| workload | mode | CPU s | CPU ratio | wall s | wall ratio | profiler MB |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for workload, by_mode in results.items():
-        base_cpu = statistics.median(run["cpu_seconds"] for run in by_mode["none"])
-        base_wall = statistics.median(run["seconds"] for run in by_mode["none"])
+def bench_callgrind(pythons: list[str], workloads: list[str], modes: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """Instructions of each workload under each mode: {python: {workload: {mode: Ir}}}."""
+    out: dict[str, dict[str, dict[str, int]]] = {p: {w: {} for w in workloads} for p in pythons}
+    for workload in workloads:
+        for python in pythons:
+            for mode in modes:
+                args = [__file__, "--child", workload, mode, "--repeat", "1"]
+                _, full = run_child(python, args, callgrind=True)
+                _, empty = run_child(python, [*args, "--empty"], callgrind=True)
+                assert full is not None and empty is not None
+                out[python][workload][mode] = full - empty
+                print(f"{python_label(python)} {workload} {mode}: {full - empty:,} instructions", file=sys.stderr, flush=True)
+    return out
+
+
+def table_callgrind(counts: dict[str, dict[str, dict[str, int]]], modes: list[str]) -> str:
+    """Markdown: instructions and ratios against ``none``, one column pair per interpreter."""
+    pythons = list(counts)
+    head = "| workload | mode | " + " | ".join(f"{python_label(p)} instructions | {python_label(p)} ratio" for p in pythons)
+    lines = [head + " |", "| --- | --- |" + " ---: | ---: |" * len(pythons)]
+    for workload in next(iter(counts.values())):
         for mode in modes:
-            runs = by_mode[mode]
-            cpu = statistics.median(run["cpu_seconds"] for run in runs)
-            wall = statistics.median(run["seconds"] for run in runs)
-            mem = max(run["profiler_bytes"] for run in runs) / 1e6
-            lines.append(
-                f"| {workload} | {mode} | {cpu:.3f} | {cpu / base_cpu:.3f}x | {wall:.3f} | {wall / base_wall:.3f}x | {mem:.1f} |"
-            )
+            cells = []
+            for p in pythons:
+                by_mode = counts[p][workload]
+                cells.append(f"{by_mode[mode]:,} | {by_mode[mode] / by_mode['none']:.3f}x")
+            lines.append(f"| {workload} | {mode} | " + " | ".join(cells) + " |")
+    if len(pythons) > 1:
+        lines.append("")
+        lines.append(compare_ratios({p: {w: {m: c / counts[p][w]["none"] for m, c in by_mode.items()} for w, by_mode in counts[p].items()} for p in pythons}))
+    return "\n".join(lines)
+
+
+def compare_ratios(ratios: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown: each interpreter's ratio against the first one's, per (workload, mode)."""
+    pythons = list(ratios)
+    first = pythons[0]
+    head = f"| workload | mode | {python_label(first)} | " + " | ".join(f"{python_label(p)} | difference" for p in pythons[1:])
+    lines = [head + " |", "| --- | --- | ---: |" + " ---: | ---: |" * (len(pythons) - 1)]
+    for workload, by_mode in ratios[first].items():
+        for mode, base in by_mode.items():
+            if mode == "none":
+                continue
+            cells = [f"{ratios[p][workload][mode]:.3f}x | {ratios[p][workload][mode] - base:+.3f}" for p in pythons[1:]]
+            lines.append(f"| {workload} | {mode} | {base:.3f}x | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table(results: dict[str, dict[str, dict[str, list[dict[str, float]]]]], modes: list[str]) -> str:
+    """Markdown: median CPU and wall seconds, ratios against ``none``, profiler memory; per interpreter."""
+    lines = [
+        "| python | workload | mode | CPU s | CPU ratio | wall s | wall ratio | profiler MB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    wall_ratios: dict[str, dict[str, dict[str, float]]] = {}
+    for python, by_workload in results.items():
+        label = python_label(python)
+        wall_ratios[python] = {}
+        for workload, by_mode in by_workload.items():
+            base_cpu = statistics.median(run["cpu_seconds"] for run in by_mode["none"])
+            base_wall = statistics.median(run["seconds"] for run in by_mode["none"])
+            wall_ratios[python][workload] = {}
+            for mode in modes:
+                runs = by_mode[mode]
+                cpu = statistics.median(run["cpu_seconds"] for run in runs)
+                wall = statistics.median(run["seconds"] for run in runs)
+                mem = max(run["profiler_bytes"] for run in runs) / 1e6
+                wall_ratios[python][workload][mode] = wall / base_wall
+                lines.append(
+                    f"| {label} | {workload} | {mode} | {cpu:.3f} | {cpu / base_cpu:.3f}x | {wall:.3f} | {wall / base_wall:.3f}x | {mem:.1f} |"
+                )
+    if len(results) > 1:
+        lines += ["", "Wall-time ratios compared:", "", compare_ratios(wall_ratios)]
     return "\n".join(lines)
 
 
@@ -201,18 +261,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intervals", nargs="+", default=["16KiB", "32KiB", "256KiB"], help="sampled intervals")
     parser.add_argument("--no-tracemalloc", action="store_true", help="skip the (slow) tracemalloc mode")
     parser.add_argument("--accuracy", action="store_true", help="measure estimate errors instead of overhead")
+    parser.add_argument("--python", action="append", help="interpreter to run the children (repeatable; default: this one)")
+    parser.add_argument("--callgrind", action="store_true", help="count instructions under valgrind instead of timing")
+    parser.add_argument("--empty", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         workload, mode = args.child
-        print(json.dumps(_child(workload, mode, args.repeat)))
+        print(json.dumps(_child(workload, mode, args.repeat, args.empty)))
         return 0
     if args.accuracy:
+        print(f"CPython {sys.version.split()[0]}")
         print(accuracy(args.intervals))
+        return 0
+    pythons = args.python or [sys.executable]
+    if args.callgrind:
+        modes = ["none", *(f"sampled:{i}" for i in args.intervals)]
+        print(table_callgrind(bench_callgrind(pythons, args.workloads, modes), modes))
         return 0
     modes = ["none", "idle", *(f"sampled:{i}" for i in args.intervals)]
     if not args.no_tracemalloc:
         modes.append("tracemalloc")
-    results = bench(args.workloads, modes, args.rounds, args.repeat)
+    results = bench(pythons, args.workloads, modes, args.rounds, args.repeat)
     print(table(results, modes))
     return 0
 

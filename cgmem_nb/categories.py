@@ -50,11 +50,13 @@ class AllocationType(str, enum.Enum):
         raise ConfigError(f"category {value!r} is not known: use one of {choices}")
 
 
-Frame = tuple[str, int]
+#: A frame as the tracers report it, ``(filename, line number)`` (``cgmem_nb.engine.tracers.Frame``;
+#: spelled out here because this module sits below the engine).
+_FrameKey = tuple[tuple[str, int], ...]
 
 # Path fragments (with "/" separators) of files whose allocations have an obvious category.
 _DEFAULT_RULES: tuple[tuple[str, AllocationType], ...] = (
-    (r"/cgmem_nb/cache\.py$", AllocationType.Cache),
+    (r"/cgmem_nb/session/cache\.py$", AllocationType.Cache),  # TrackedCache
     (r"/(functools|cachetools/.*|diskcache/.*)\.py$", AllocationType.Cache),
     (r"/(numpy|pandas|pyarrow|scipy|torch|jax|polars|xarray|dask|numexpr|bottleneck)/", AllocationType.Vector),
     (r"/(networkx|igraph|graph_tool|rustworkx)/", AllocationType.Graph),
@@ -86,7 +88,7 @@ class CategoryRules:
         self._regions: dict[str, list[Region]] = {}
         self._user: list[tuple[re.Pattern[str], AllocationType]] = []
         self._default = [(re.compile(p), c) for p, c in _DEFAULT_RULES]
-        self._cache: dict[tuple[Frame, ...], AllocationType] = {}
+        self._cache: dict[_FrameKey, AllocationType] = {}
 
     def add_region(self, filename: str, first: int, last: int, category: AllocationType | str) -> None:
         """Tag lines ``first..last`` of ``filename`` (idempotent)."""
@@ -119,7 +121,7 @@ class CategoryRules:
 
     def classify(
         self,
-        frames: Sequence[Frame],
+        frames: Sequence[tuple[str, int]],
         tag: str | None = None,
         labels: Iterable[str] = (),
     ) -> AllocationType:
@@ -137,7 +139,7 @@ class CategoryRules:
         self._cache[key] = result
         return result
 
-    def _classify(self, frames: tuple[Frame, ...], labels: list[str]) -> AllocationType:
+    def _classify(self, frames: _FrameKey, labels: list[str]) -> AllocationType:
         with self._lock:
             regions = dict(self._regions)
             user = list(self._user)

@@ -13,10 +13,24 @@ import math
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 from .errors import ConfigError, SizeError
 from .units import parse_size
+
+#: Which tracer a session uses: ``"auto"`` (follow ``ProfilerConfig.sampling_rate``: the
+#: sampled tracer where it is available), ``"exact"`` (tracemalloc) or ``"sampled"``.
+TracerChoice = Literal["auto", "exact", "sampled"]
+#: The accepted tracer choices, in the order the docs and the option parsers list them.
+TRACER_CHOICES: tuple[TracerChoice, ...] = get_args(TracerChoice)
+
+
+def check_tracer(value: Any, *, what: str = "tracer") -> TracerChoice:
+    """``value`` if it is a tracer choice; else a :class:`ConfigError` naming it and the choices."""
+    if value not in TRACER_CHOICES:
+        choices = ", ".join(repr(c) for c in TRACER_CHOICES)
+        raise ConfigError(f"{what}={value!r} is not accepted: use one of {choices}")
+    return value  # type: ignore[no-any-return]
 
 #: Environment variables read by :meth:`ProfilerConfig.from_env`, and the field each sets.
 ENV_VARS: dict[str, str] = {
@@ -72,7 +86,9 @@ class ProfilerConfig:
     #: rate being the chance that a 4 KiB allocation is recorded
     #: (see :func:`cgmem_nb.engine.sampled.interval_for_rate`).
     sampling_rate: float | None = None
-    #: Publish events (pressure, samples) while profiling.
+    #: Publish live events (samples, pressure, session, cell and findings events) on the
+    #: event bus. Off: nothing is published, and ``start_monitoring()``, ``subscribe()``,
+    #: the live panel and the dashboard refuse with a ``ConfigError``.
     real_time_monitoring: bool = True
     #: Record a stack per allocation (off: only totals and the timeline).
     enable_stack_traces: bool = True

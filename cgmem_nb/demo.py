@@ -4,6 +4,11 @@ Executes ``notebooks/01-quickstart.ipynb`` with nbclient on the ``python3`` kern
 writes the executed notebook and an HTML rendering under ``build/``, and prints
 the quickstart's summary table (the cell tagged ``summary``) in the terminal.
 nbclient and nbconvert come with the ``test`` extra.
+
+The notebook is looked for in ``notebooks/`` of the working directory, then of
+the source checkout this package runs from (an editable install); an installed
+package carries no notebooks, so elsewhere give ``--notebook PATH``. Output goes
+to ``build/`` under the working directory (never next to an installed package).
 """
 
 from __future__ import annotations
@@ -13,9 +18,19 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "notebooks" / "01-quickstart.ipynb"
-BUILD = ROOT / "build"
+#: The quickstart, relative to a checkout of the project.
+QUICKSTART = Path("notebooks") / "01-quickstart.ipynb"
+#: The checkout this package runs from, when it runs from one (an editable install or a clone).
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def find_notebook(cwd: Path | None = None) -> Path | None:
+    """The quickstart in the working directory's checkout, else in this package's checkout, else None."""
+    for root in (cwd or Path.cwd(), CHECKOUT):
+        candidate = root / QUICKSTART
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _needs(module: str) -> Any:
@@ -40,16 +55,28 @@ def tagged_output(nb: Any, tag: str) -> str | None:
     return None
 
 
-def run(notebook: Path = NOTEBOOK, build: Path = BUILD, kernel: str = "python3") -> int:
-    """Execute ``notebook``, write it and its HTML under ``build``, print the summary."""
+def run(notebook: Path | None = None, build: Path | None = None, kernel: str = "python3") -> int:
+    """Execute ``notebook`` (default: the quickstart), write it and its HTML under ``build``
+    (default: ``build/`` in the working directory), print the summary."""
+    if notebook is None:
+        notebook = find_notebook()
+        if notebook is None:
+            print(
+                f"demo: the quickstart ({QUICKSTART}) is neither under the working directory nor next to this "
+                "package (an installed cgmem_nb carries no notebooks): run it from a checkout of cgmem_nb "
+                "(`make demo`) or give the notebook with --notebook PATH",
+                file=sys.stderr,
+            )
+            return 2
+    elif not notebook.is_file():
+        print(f"demo: notebook {notebook} not found: give the path of a .ipynb file with --notebook PATH", file=sys.stderr)
+        return 2
+    build = Path.cwd() / "build" if build is None else build
     nbformat = _needs("nbformat")
     nbclient = _needs("nbclient")
     nbconvert = _needs("nbconvert")
-    if not notebook.is_file():
-        print(f"demo: notebook {notebook} not found", file=sys.stderr)
-        return 2
     nb = nbformat.read(notebook, as_version=4)
-    print(f"Executing {notebook.relative_to(ROOT) if notebook.is_relative_to(ROOT) else notebook} in a '{kernel}' kernel ...")
+    print(f"Executing {notebook} in a '{kernel}' kernel ...")
     client = nbclient.NotebookClient(
         nb, kernel_name=kernel, timeout=300, resources={"metadata": {"path": str(notebook.parent)}}
     )
@@ -78,11 +105,13 @@ def run(notebook: Path = NOTEBOOK, build: Path = BUILD, kernel: str = "python3")
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m cgmem_nb.demo", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--notebook", type=Path, default=NOTEBOOK, help="notebook to run (default: the quickstart)")
-    parser.add_argument("--build", type=Path, default=BUILD, help="output folder (default: build/)")
+    parser.add_argument("--notebook", type=Path, help=f"notebook to run (default: {QUICKSTART} of a checkout)")
+    parser.add_argument("--build", type=Path, help="output folder (default: build/ in the working directory)")
     parser.add_argument("--kernel", default="python3", help="kernel name (default: python3)")
     args = parser.parse_args(argv)
-    return run(args.notebook.resolve(), args.build.resolve(), args.kernel)
+    return run(
+        args.notebook.resolve() if args.notebook else None, args.build.resolve() if args.build else None, args.kernel
+    )
 
 
 if __name__ == "__main__":

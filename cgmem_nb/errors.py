@@ -28,3 +28,7 @@ class SessionError(CgmemError, RuntimeError):
 
 class ResultFormatError(CgmemError, ValueError):
     """A saved result could not be read back."""
+
+
+class ExportError(CgmemError, ValueError):
+    """An export was asked for something that does not exist (a table name, a directory)."""

@@ -19,11 +19,12 @@ version = release = cgmem_nb.__version__
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",  # Args: / Returns: / Raises: sections of the docstrings
     "cgmem_docgen",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store", "README.md", "generated/cli-usage.md"]
+exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store", "README.md", "generated/cli-usage.md", "generated/versions-table.md"]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 

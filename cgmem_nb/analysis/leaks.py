@@ -46,8 +46,9 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
+from ..schema import LeakImpact, MemoryLeak
 from ..session.holders import HolderReading, Observation
-from .model import LeakImpact, MemoryLeak
+from ..units import format_bytes
 
 MB = 1000**2
 
@@ -265,7 +266,7 @@ class LeakDetector:
         if rate > 0:
             ttl = max(limit - used, 0) / rate
             grade = max(grade, 3 if ttl < s.ttl_critical else 2 if ttl < s.ttl_high else 1 if ttl < s.ttl_medium else 0)
-        return list(LeakImpact)[grade], ttl
+        return LeakImpact.from_rank(grade), ttl
 
     def detect(self, observations: Sequence[Observation], *, now: float | None = None) -> list[MemoryLeak]:
         """Leaks in ``observations`` (time order), biggest impact first; resolved ones follow."""
@@ -311,5 +312,19 @@ class LeakDetector:
         self._known.clear()
 
 
-__all__ = ["DEFAULT_RULES", "Finding", "LeakDetector", "LeakImpact", "LeakRule", "LeakSettings", "MemoryLeak",
-           "growing_holder", "outlived_scope", "unreachable_heap"]
+def describe_holders(leaks: Sequence[MemoryLeak]) -> list[str]:
+    """What holds each unresolved leak, for a one-line message: ``"helpers.REGISTRY (module, 15.0 MB, +10.0 MB)"``."""
+    out = []
+    for leak in leaks:
+        if leak.status == "resolved":
+            continue
+        growth = f", +{format_bytes(leak.growth)}" if leak.growth else ""
+        out.append(f"{leak.holder} ({leak.holder_kind}, {format_bytes(leak.size)}{growth})")
+    return out
+
+
+#: The process-wide leak detector (keeps leak history across calls).
+LEAK_DETECTOR = LeakDetector()
+
+__all__ = ["DEFAULT_RULES", "LEAK_DETECTOR", "Finding", "LeakDetector", "LeakImpact", "LeakRule", "LeakSettings",
+           "MemoryLeak", "describe_holders", "growing_holder", "outlived_scope", "unreachable_heap"]

@@ -17,9 +17,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ..schema import UsagePattern
 from ..session.holders import Observation
 from ..session.result import ProfileResult
-from .model import UsagePattern
 
 
 def _int(value: Any) -> int:
@@ -90,7 +90,7 @@ class PatternAnalyzer:
         if observations:
             span = max(observations[-1].t - observations[0].t, 0.0)
         else:
-            span = sum(float(r.summary.get("duration_s") or 0.0) for r in results)
+            span = sum(r.summary.duration_s for r in results)
         last = observations[-1] if observations else None
         categories = sorted(set(usage) | set(session_peak))
         patterns = []
@@ -125,3 +125,7 @@ class PatternAnalyzer:
             )
         patterns.sort(key=lambda p: p.peak_usage, reverse=True)
         return patterns
+
+
+#: The process-wide pattern analyzer.
+PATTERN_ANALYZER = PatternAnalyzer()

@@ -15,20 +15,21 @@ modify the user's objects.
 
 from __future__ import annotations
 
-import math
-import sys
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..engine import heap
+from ..schema import Difficulty, MemoryLeak, Recommendation
 from ..session.holders import Observation
 from ..session.result import ProfileResult
 from ..units import format_bytes
 from .leaks import RESET_OUT
-from .model import Difficulty, MemoryLeak, Recommendation
+from .savings import category_savings, smallest_int_dtype
+
+log = logging.getLogger(__name__)
 
 MB = 1000**2
 
@@ -71,96 +72,6 @@ class Context:
 
 
 Rule = Callable[[Context], Iterable[Draft]]
-
-
-# -- measuring -------------------------------------------------------------------------------
-def _text_values(col: pd.Series) -> np.ndarray | None:
-    """The object array behind a text column (no copy), or None if it is not text."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        return None
-    if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
-        arr = getattr(col.array, "_ndarray", None)
-        if isinstance(arr, np.ndarray) and arr.dtype == object:
-            return arr
-        values = col.to_numpy()
-        return values if values.dtype == object else None
-    return None
-
-
-def _distinct_object_bytes(values: np.ndarray) -> int:
-    seen: set[int] = set()
-    total = 0
-    getsizeof = sys.getsizeof
-    for v in values:
-        key = id(v)
-        if key not in seen:
-            seen.add(key)
-            total += getsizeof(v)
-    return total
-
-
-def _codes_itemsize(n_unique: int) -> int:
-    for dtype in (np.int8, np.int16, np.int32):
-        if n_unique < np.iinfo(dtype).max:
-            return int(np.dtype(dtype).itemsize)
-    return 8
-
-
-def category_savings(col: pd.Series, *, exact_rows: int = 2_000_000, sample_rows: int = 200_000) -> tuple[int, int, float] | None:
-    """Bytes converting ``col`` to ``category`` frees: ``(savings, error_95, unique_share)``.
-
-    What the column frees is its pointer array and each distinct string object
-    once (many rows may share one object); what the category needs is its codes
-    and one object per distinct value. None when the column is not text.
-    """
-    values = _text_values(col)
-    if values is None or len(values) == 0:
-        return None
-    n = len(values)
-    if n <= exact_rows:
-        uniques = pd.unique(values)
-        k = len(uniques)
-        exact_freed = values.nbytes + _distinct_object_bytes(values)
-        exact_kept = n * _codes_itemsize(k) + uniques.nbytes + sum(sys.getsizeof(u) for u in uniques)
-        return exact_freed - exact_kept, 0, k / n
-    rng = np.random.default_rng(0)
-    idx = rng.choice(n, size=sample_rows, replace=False)
-    sample = values[idx]
-    uniques = pd.unique(sample)
-    k = len(uniques)
-    sizes = np.fromiter((sys.getsizeof(v) for v in sample), dtype=np.float64, count=len(sample))
-    distinct_ids = len({id(v) for v in sample})
-    kept_objects = float(sum(sys.getsizeof(u) for u in uniques))
-    if distinct_ids > 0.9 * len(sample):
-        # Each row has an object of its own: scale the per-row bytes, with a CLT bound.
-        obj_bytes = float(sizes.mean()) * n
-        error = 1.96 * sizes.std(ddof=1) * n / math.sqrt(len(sample))
-    else:
-        # Rows share a few objects: those seen are (nearly) all there are.
-        obj_bytes = float(sum(sys.getsizeof(v) for v in {id(v): v for v in sample}.values()))
-        singletons = int((pd.Series(sample).value_counts() == 1).sum())
-        error = singletons / len(sample) * n * float(sizes.mean())
-    freed = float(values.nbytes) + obj_bytes
-    kept = float(n * _codes_itemsize(k) + 8 * k) + kept_objects
-    return int(freed - kept), int(error), k / len(sample)
-
-
-_INT_TYPES = (np.int8, np.int16, np.int32, np.int64)
-_UINT_TYPES = (np.uint8, np.uint16, np.uint32, np.uint64)
-
-
-def smallest_int_dtype(values: np.ndarray) -> np.dtype[Any] | None:
-    """The smallest integer dtype that holds every value of ``values`` (None if not smaller)."""
-    if values.size == 0:
-        return None
-    lo, hi = int(values.min()), int(values.max())
-    kinds = _UINT_TYPES if lo >= 0 and values.dtype.kind == "u" else _INT_TYPES
-    for t in kinds:
-        info = np.iinfo(t)
-        if info.min <= lo and hi <= info.max:
-            new = np.dtype(t)
-            return new if new.itemsize < values.dtype.itemsize else None
-    return None
 
 
 # -- the rules ------------------------------------------------------------------------------------
@@ -246,7 +157,7 @@ def big_temporaries(ctx: Context) -> Iterable[Draft]:
     """A session whose peak is far above what it retained: the line that made the temporary."""
     for result in list(ctx.results)[-5:]:
         s = result.summary
-        peak, retained = int(s.get("peak_bytes") or 0), int(s.get("retained_bytes") or 0)
+        peak, retained = s.peak_bytes, s.retained_bytes
         gap = peak - max(retained, 0)
         if gap < max(ctx.min_savings, 10 * MB) or peak < 2 * max(retained, 1):
             continue
@@ -257,7 +168,7 @@ def big_temporaries(ctx: Context) -> Iterable[Draft]:
         top = lines.sort_values("temp", ascending=False).iloc[0]
         yield Draft(
             "big_temporaries", str(top["location"]),
-            f"{s.get('label')}: the peak ({format_bytes(peak)}) is far above what stayed ({format_bytes(retained)}); "
+            f"{s.label}: the peak ({format_bytes(peak)}) is far above what stayed ({format_bytes(retained)}); "
             f"`{top['code']}` at {top['location']} held {format_bytes(int(top['temp']))} of temporaries. Use in-place "
             "operations (`x *= 2`, `df.eval(..., inplace=True)`), or process in chunks.",
             f"# {top['location']}: {top['code']}\nfor chunk in range(0, n, chunk_size):  # process a slice at a time\n    ...",
@@ -300,14 +211,15 @@ def leak_holders(ctx: Context) -> Iterable[Draft]:
 def fragmentation(ctx: Context) -> Iterable[Draft]:
     """Free memory malloc keeps inside its heap: ``malloc_trim`` returns it (glibc)."""
     last = ctx.last
-    releasable = heap.releasable_bytes()
-    stats = heap.heap_stats()
-    if releasable is None or stats is None or releasable < max(ctx.min_savings, 16 * MB):
+    if last is None or last.heap_releasable is None or last.heap_free is None or last.heap_in_use is None:
         return
-    rss = last.rss if last is not None else None
+    releasable = last.heap_releasable
+    if releasable < max(ctx.min_savings, 16 * MB):
+        return
+    rss = last.rss
     yield Draft(
         "fragmentation", "malloc heap",
-        f"malloc keeps {format_bytes(stats.free_bytes)} free inside its heap (in use {format_bytes(stats.in_use_bytes)}"
+        f"malloc keeps {format_bytes(last.heap_free)} free inside its heap (in use {format_bytes(last.heap_in_use)}"
         + (f", RSS {format_bytes(rss)}" if rss else "")
         + f"): freed objects left holes it has not returned. `malloc_trim` gives back the whole free pages, about "
         f"{format_bytes(releasable)} (from malloc's own free-chunk histogram).",
@@ -390,8 +302,12 @@ class RecommendationEngine:
         for rule in self.rules:
             try:
                 drafts.extend(d for d in rule(ctx) if d.estimated_savings >= ctx.min_savings)
-            except Exception:  # a rule failing on odd data must not hide the others
-                continue
+            except Exception:  # a rule failing on odd data must not hide the others, nor fail silently
+                log.warning(
+                    "cgmem_nb: recommendation rule %s failed and was skipped",
+                    getattr(rule, "__name__", repr(rule)),
+                    exc_info=True,
+                )
         drafts.sort(key=lambda d: d.estimated_savings * d.difficulty.weight, reverse=True)
         return [
             Recommendation(
@@ -401,3 +317,26 @@ class RecommendationEngine:
             )
             for i, d in enumerate(drafts, start=1)
         ]
+
+
+#: The process-wide recommendation engine (add rules with ``RECOMMENDATION_ENGINE.add_rule``).
+RECOMMENDATION_ENGINE = RecommendationEngine()
+
+__all__ = [
+    "DEFAULT_RULES",
+    "RECOMMENDATION_ENGINE",
+    "Context",
+    "Draft",
+    "RecommendationEngine",
+    "Rule",
+    "big_temporaries",
+    "category_columns",
+    "category_savings",
+    "downcast_numbers",
+    "duplicates",
+    "fragmentation",
+    "leak_holders",
+    "output_history",
+    "smallest_int_dtype",
+    "unbounded_caches",
+]

@@ -1,1 +1,1 @@
-"""The engine: tracers that see allocations, probes that read the process, the monitor thread."""
+"""The engine: tracers that see allocations, probes that read the process, the monitor thread, events and pressure."""

@@ -4,11 +4,14 @@ The thread runs only while something subscribes and stops when the last
 subscription closes. Subscribers (sessions, the live panel, the dashboard, the
 guard) get every :class:`Tick` on the monitor thread and must return quickly.
 
-While the event bus (:data:`cgmem_nb.engine.events.EVENT_BUS`) has listeners,
-each tick is also published there as a :class:`~cgmem_nb.engine.events.Sample`,
-and a :class:`~cgmem_nb.engine.events.MemoryPressure` is published when RSS
-crosses a pressure level against the limit given by :meth:`Monitor.set_limit_reader`.
-This thread is the only sampler: the live panel and event receivers keep it
+While the event bus (:data:`cgmem_nb.engine.events.EVENT_BUS`) has listeners
+(and the publishing gate, :meth:`Monitor.set_publish_gate`, allows it), each
+tick is also published there as a :class:`~cgmem_nb.engine.events.Sample`
+carrying the limit and the pressure level in force, and a
+:class:`~cgmem_nb.engine.events.MemoryPressure` is published when RSS crosses a
+level against the limit given by :meth:`Monitor.set_limit_reader` (the one
+pressure policy, :mod:`cgmem_nb.engine.pressure`, with hysteresis).
+This thread is the only sampler: the live views and event receivers keep it
 running with a subscription (a "lease") instead of sampling on their own.
 
 A C call that holds the GIL stops every Python thread, this one too: no ticks
@@ -25,8 +28,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+from ..schema.levels import PressureLevel
 from . import probes
-from .events import EVENT_BUS, EventBus, PressureTracker, Sample
+from .events.bus import EVENT_BUS, EventBus
+from .events.kinds import Sample
+from .pressure import PressureTracker, level_for
+from .subscription import Subscription
 
 log = logging.getLogger(__name__)
 
@@ -47,34 +54,13 @@ class Tick:
     traced_bytes: int | None
 
 
-TickCallback = Callable[[Tick], None]
+TickCallback = Callable[[Tick], object]
 TracedReader = Callable[[], "int | None"]
 LimitReader = Callable[[], int]
+PublishGate = Callable[[], bool]
 
 #: Seconds a limit read through the limit reader is reused (cgroup files are not free).
 _LIMIT_TTL_S = 1.0
-
-
-class Subscription:
-    """A monitor subscription; close it (or use ``with``) to stop receiving ticks."""
-
-    def __init__(self, monitor: "Monitor", callback: TickCallback, interval: float) -> None:
-        self._monitor = monitor
-        self.callback = callback
-        self.interval = interval
-        self.closed = False
-
-    def close(self) -> None:
-        """Stop receiving ticks; the thread stops when no subscription is left."""
-        if not self.closed:
-            self.closed = True
-            self._monitor._remove(self)
-
-    def __enter__(self) -> "Subscription":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Monitor:
@@ -82,7 +68,7 @@ class Monitor:
 
     def __init__(self, timeline_size: int = 36_000) -> None:
         self._lock = threading.Lock()
-        self._subs: list[Subscription] = []
+        self._subs: list[Subscription[Tick]] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._traced_reader: TracedReader = lambda: None
@@ -90,6 +76,7 @@ class Monitor:
         self.timeline: deque[Tick] = deque(maxlen=timeline_size)
         self.bus: EventBus = EVENT_BUS
         self._limit_reader: LimitReader | None = None
+        self._publish_gate: PublishGate = _always
         self._limit = 0
         self._limit_read_at = float("-inf")
         self._tracker: PressureTracker | None = None
@@ -101,7 +88,20 @@ class Monitor:
         self._limit_reader = reader
         self._limit_read_at = float("-inf")
 
-    def keep_alive(self, interval: float = DEFAULT_INTERVAL) -> Subscription:
+    def set_publish_gate(self, gate: PublishGate) -> None:
+        """Set the function that says whether ticks may be published on the bus now
+        (the process-wide profiler's ``ProfilerConfig.real_time_monitoring``)."""
+        self._publish_gate = gate
+
+    def pressure_level(self, current: int, limit: int) -> PressureLevel:
+        """The level ``current`` bytes are at against ``limit``: the level in force (with its
+        hysteresis) while the monitor publishes against that limit, else the policy's level."""
+        tracker = self._tracker
+        if self._publishing and tracker is not None and tracker.limit == limit:
+            return tracker.level
+        return level_for(current, limit)
+
+    def keep_alive(self, interval: float = DEFAULT_INTERVAL) -> Subscription[Tick]:
         """A subscription that only keeps the thread ticking (and publishing) until closed."""
         return self.subscribe(_ignore_tick, interval)
 
@@ -109,10 +109,11 @@ class Monitor:
         """Set the function that returns the running tracer's bytes (or None)."""
         self._traced_reader = reader
 
-    def subscribe(self, callback: TickCallback, interval: float = DEFAULT_INTERVAL) -> Subscription:
+    def subscribe(self, callback: TickCallback, interval: float = DEFAULT_INTERVAL) -> Subscription[Tick]:
         """Call ``callback(tick)`` on the monitor thread every ``interval`` seconds (the
-        smallest interval among subscribers wins). Starts the thread if needed."""
-        sub = Subscription(self, callback, interval)
+        smallest interval among subscribers wins). Starts the thread if needed; close the
+        subscription to stop (the thread stops when no subscription is left)."""
+        sub: Subscription[Tick] = Subscription(callback, self._remove, interval=interval)
         with self._lock:
             self._subs.append(sub)
             if self._thread is None or not self._thread.is_alive():
@@ -125,7 +126,7 @@ class Monitor:
                 self._thread.start()
         return sub
 
-    def _remove(self, sub: Subscription) -> None:
+    def _remove(self, sub: Subscription[Tick]) -> None:
         thread = None
         with self._lock:
             if sub in self._subs:
@@ -167,18 +168,13 @@ class Monitor:
             self.timeline.append(tick)
             self._publish(tick)
             for sub in subs:
-                if sub.closed:
-                    continue
-                try:
-                    sub.callback(tick)
-                except Exception:
-                    log.exception("cgmem_nb monitor subscriber %r failed", sub.callback)
-            stop.wait(min(s.interval for s in subs))
+                sub.deliver(tick, "monitor tick")
+            stop.wait(min(s.interval or DEFAULT_INTERVAL for s in subs))
 
     def _publish(self, tick: Tick) -> None:
         """Publish the tick (and a pressure crossing) on the bus if anyone listens; never raises."""
         bus = self.bus
-        if not bus.has_listeners:
+        if not bus.has_listeners or not self._gate_open():
             self._publishing = False
             return
         try:
@@ -194,11 +190,24 @@ class Monitor:
             if event is not None:
                 bus.publish(event)
             bus.publish(
-                Sample(t_s=tick.perf - self._started_perf, rss_bytes=tick.rss_bytes,
-                       traced_bytes=tick.traced_bytes, timestamp=tick.wall)
+                Sample(
+                    t_s=tick.perf - self._started_perf,
+                    rss_bytes=tick.rss_bytes,
+                    traced_bytes=tick.traced_bytes,
+                    limit_bytes=tracker.limit if tracker is not None else None,
+                    level=tracker.level if tracker is not None else None,
+                    timestamp=tick.wall,
+                )
             )
         except Exception:
             log.exception("cgmem_nb monitor could not publish a tick")
+
+    def _gate_open(self) -> bool:
+        try:
+            return bool(self._publish_gate())
+        except Exception:  # a gate that cannot answer must not stop the thread
+            log.exception("cgmem_nb monitor: the publishing gate raised")
+            return False
 
     def _pressure_tracker(self, now: float) -> PressureTracker | None:
         if self._limit_reader is None:
@@ -214,6 +223,10 @@ class Monitor:
 
 def _ignore_tick(tick: Tick) -> None:
     """The callback of :meth:`Monitor.keep_alive` subscriptions."""
+
+
+def _always() -> bool:
+    return True
 
 
 #: The process-wide monitor.

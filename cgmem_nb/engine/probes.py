@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import psutil
 
-from .tracers import PeakFolder
+from .protocol import PeakFolder
 
 _STATUS = "/proc/self/status"
 _CLEAR_REFS = "/proc/self/clear_refs"

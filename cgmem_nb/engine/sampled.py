@@ -25,25 +25,25 @@ from __future__ import annotations
 
 import contextvars
 import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import math
 import os
 import sys
-import sysconfig
 import threading
 import time
 import warnings
 from dataclasses import dataclass
 from types import ModuleType
-from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import check_depth
 from ..errors import TracerError
 from ..units import parse_size
-from .tracers import Frame, PeakFolder, StackStat, TraceSnapshot
+from .numpy_watch import NumpyImportWatcher, numpy_array_api
+from .protocol import Frame, PeakFolder, StackStat, TraceSnapshot
+from .versions import exact_unsupported_reason, sampled_unsupported_reason
+
+if TYPE_CHECKING:
+    from ._sampler import Sample
 
 __all__ = [
     "DEFAULT_INTERVAL_BYTES",
@@ -56,6 +56,7 @@ __all__ = [
     "set_tag",
     "get_tag",
     "unavailable_reason",
+    "fallback_message",
 ]
 
 #: Mean sampling interval used unless told otherwise (see ``benchmarks/RESULTS-sampler.md``).
@@ -100,48 +101,66 @@ def parse_interval(value: int | float | str) -> int:
     return interval
 
 
-def _unsupported_interpreter() -> str | None:
-    if sys.implementation.name != "cpython":
-        return f"the sampled tracer needs CPython, not {sys.implementation.name}"
-    if sys.version_info[:2] != (3, 11):
-        return f"the sampled tracer walks CPython 3.11 frames; this is Python {sys.version.split()[0]}"
-    if sysconfig.get_config_var("Py_GIL_DISABLED"):
-        return "the sampled tracer relies on the GIL and does not support free-threaded builds"
-    return None
-
-
 def _load_extension() -> tuple[ModuleType | None, str | None]:
-    reason = _unsupported_interpreter()
+    reason = sampled_unsupported_reason()
     if reason is not None:
         return None, reason
     try:
         return importlib.import_module("cgmem_nb.engine._sampler"), None
     except ImportError as exc:
-        return None, f"the native extension cgmem_nb.engine._sampler could not be loaded ({exc}); reinstall with a C compiler"
+        return None, (
+            f"the native sampler (cgmem_nb.engine._sampler) could not be loaded on CPython "
+            f"{sys.version.split()[0]} ({exc}); reinstall cgmem_nb where a C compiler is available"
+        )
 
 
-_ext, _reason = _load_extension()
+_ext: ModuleType | None = None
+_reason: str | None = None
+_loaded = False
 _warned = False
+
+
+def _extension() -> ModuleType | None:
+    """The native module, loaded on first use (importing this module loads nothing)."""
+    global _ext, _reason, _loaded
+    if not _loaded:
+        _ext, _reason = _load_extension()
+        _loaded = True
+    return _ext
 
 
 def unavailable_reason() -> str | None:
     """Why the sampled tracer cannot run here, or None when it can."""
+    _extension()
     return _reason
+
+
+def fallback_message(reason: str) -> str:
+    """What the profiler says once when the sampled tracer cannot run: why, and what is lost."""
+    if exact_unsupported_reason() is None:
+        return (
+            f"cgmem_nb: {reason}. Sessions use the exact tracer (tracemalloc) instead: the same tables, "
+            "but profiled code runs about 5-70x slower on allocation-heavy work (about 1.1x sampled), "
+            "and samples lose their thread and category tag"
+        )
+    return f"cgmem_nb: {reason}. Sessions record no allocations here, only process figures"
 
 
 def set_tag(name: str | None) -> str | None:
     """Set the calling thread's category tag for new samples; return the previous one."""
-    if _ext is None:
+    ext = _extension()
+    if ext is None:
         return None
-    previous: str | None = _ext.set_tag(name)
+    previous: str | None = ext.set_tag(name)
     return previous
 
 
 def get_tag() -> str | None:
     """The calling thread's current category tag."""
-    if _ext is None:
+    ext = _extension()
+    if ext is None:
         return None
-    tag: str | None = _ext.get_tag()
+    tag: str | None = ext.get_tag()
     return tag
 
 
@@ -150,64 +169,6 @@ class _SampledMark:
     """A point in the sample sequence: samples with ``seq >= seq`` came after it."""
 
     seq: int
-
-
-def _numpy_array_api() -> object | None:
-    """numpy's C-API capsule if numpy >= 1.22 is already imported, else None."""
-    numpy = sys.modules.get("numpy")
-    if numpy is None or not hasattr(numpy, "__version__"):
-        return None
-    major, minor = (int(p) for p in numpy.__version__.split(".")[:2])
-    if (major, minor) < (1, 22):
-        return None
-    for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
-        try:
-            capsule: object = importlib.import_module(name)._ARRAY_API
-            return capsule
-        except (ImportError, AttributeError):
-            continue
-    return None
-
-
-class _NumpyImportWatcher(importlib.abc.MetaPathFinder):
-    """Calls back once ``import numpy`` has finished, so numpy is never imported for us.
-
-    It finds numpy's spec with the other finders and wraps that spec's loader so the
-    callback runs right after numpy's ``__init__`` has executed.
-    """
-
-    def __init__(self, on_import: Callable[[], None]) -> None:
-        self._on_import = on_import
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "numpy":
-            return None
-        self.uninstall()
-        spec = importlib.util.find_spec(fullname)
-        loader = spec.loader if spec is not None else None
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        original = loader.exec_module
-        on_import = self._on_import
-
-        def exec_module(module: ModuleType) -> None:
-            original(module)
-            on_import()
-
-        loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
-
-    def install(self) -> None:
-        if self not in sys.meta_path:
-            sys.meta_path.insert(0, self)
-
-    def uninstall(self) -> None:
-        try:
-            sys.meta_path.remove(self)
-        except ValueError:
-            pass
 
 
 class SampledTracer:
@@ -227,7 +188,7 @@ class SampledTracer:
         self._depth = 0
         self._interval = parse_interval(interval)
         self._numpy_hooked = False
-        self._numpy_watcher = _NumpyImportWatcher(self._numpy_imported)
+        self._numpy_watcher = NumpyImportWatcher(self._numpy_imported)
         self._stack_cache: dict[int, tuple[Frame, ...]] = {}
         self.peaks = PeakFolder(self.peak, self._ext.reset_peak)
         if hasattr(os, "register_at_fork"):
@@ -354,9 +315,9 @@ class SampledTracer:
             self._stack_cache[stack_id] = frames
         return frames
 
-    def _group(self, samples: list[tuple[Any, ...]]) -> tuple[list[StackStat], int]:
-        groups: dict[tuple[Any, int, Any], list[float]] = {}
-        for stack_id, tid, tag, weight, live, size, _ts, _seq, _dom in samples:
+    def _group(self, samples: list[Sample]) -> tuple[list[StackStat], int]:
+        groups: dict[tuple[int | None, int, str | None], list[float]] = {}
+        for stack_id, tid, tag, weight, live, size, _ts, _seq, _domain in samples:
             acc = groups.get((stack_id, tid, tag))
             if acc is None:
                 acc = groups[(stack_id, tid, tag)] = [0.0, 0.0, 0.0, 0.0]
@@ -385,7 +346,7 @@ class SampledTracer:
                 self._hook_numpy()
 
     def _hook_numpy(self) -> None:
-        api = _numpy_array_api()
+        api = numpy_array_api()
         if api is None:
             if "numpy" not in sys.modules:
                 self._numpy_watcher.install()
@@ -416,11 +377,12 @@ _TRACER: SampledTracer | None = None
 def get_tracer() -> SampledTracer | None:
     """The process-wide sampled tracer, or None (with one warning) when it cannot run here."""
     global _TRACER, _warned
-    if _ext is None:
+    ext = _extension()
+    if ext is None:
         if not _warned:
             _warned = True
-            warnings.warn(f"cgmem_nb: {_reason}; using the exact tracer (tracemalloc)", RuntimeWarning, stacklevel=2)
+            warnings.warn(fallback_message(_reason or "the sampled tracer is unavailable"), RuntimeWarning, stacklevel=2)
         return None
     if _TRACER is None:
-        _TRACER = SampledTracer(_ext)
+        _TRACER = SampledTracer(ext)
     return _TRACER

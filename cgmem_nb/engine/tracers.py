@@ -1,143 +1,38 @@
-"""Tracers: what sees allocations.
+"""Tracers: what sees allocations, and which of them can run here.
 
-Every tracer follows the :class:`Tracer` protocol so that sessions, results, the
-analysis and the outputs never care which one ran. A tracer is process-wide and
-reference counted: ``start()`` / ``stop()`` pair up, and nested sessions share
-one running tracer. ``mark()`` remembers "now" and ``snapshot(since=mark)`` returns
-what was allocated after that mark and is still alive, grouped by stack.
-
-This module holds the protocol, the shared record types and the exact tracer
-(tracemalloc). The sampled tracer lives in :mod:`cgmem_nb.engine.sampled`.
+Every tracer follows the :class:`~cgmem_nb.engine.protocol.Tracer` protocol so that
+sessions, results, the analysis and the outputs never care which one ran (the
+protocol and its records live in :mod:`cgmem_nb.engine.protocol` and are
+re-exported here). This module holds the exact tracer (tracemalloc) and
+:func:`available_tracers`; the sampled tracer lives in
+:mod:`cgmem_nb.engine.sampled`, which this module imports (never the other way).
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 import tracemalloc
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any
 
 from ..config import check_depth
 from ..errors import TracerError
+from . import sampled
+from .protocol import Frame, PeakFolder, StackStat, Tracer, TraceSnapshot
+from .versions import exact_unsupported_reason
 
-#: A frame as tracers report it: (filename, line number).
-Frame = tuple[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class StackStat:
-    """Allocations made since a mark from one stack (and thread, and tag)."""
-
-    #: Frames of the allocating stack, innermost (most recent call) first.
-    frames: tuple[Frame, ...]
-    #: Bytes allocated since the mark and still alive.
-    live_bytes: int
-    #: Blocks allocated since the mark and still alive.
-    live_count: int
-    #: Bytes allocated since the mark, freed or not. For the exact tracer this equals
-    #: ``live_bytes`` (tracemalloc keeps no record of freed blocks); sessions turn it
-    #: into the most the stack held at any checkpoint.
-    allocated_bytes: int
-    #: Blocks allocated since the mark, freed or not (same caveat).
-    allocated_count: int
-    #: ``threading.get_ident()`` of the allocating thread, when the tracer knows it.
-    thread_id: int | None = None
-    #: Category tag that was active when the block was allocated (sampled tracer only).
-    tag: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TraceSnapshot:
-    """What a tracer saw between a mark and now."""
-
-    stats: tuple[StackStat, ...]
-    #: Sum of ``live_bytes`` over ``stats``.
-    live_bytes: int
-    #: True when figures are estimates from samples.
-    estimate: bool
-    #: ``time.perf_counter()`` when the snapshot was taken.
-    taken_at: float
-    #: Seconds the snapshot took to take and group.
-    cost_s: float = 0.0
-
-
-@runtime_checkable
-class Tracer(Protocol):
-    """What every tracer offers. Calls may come from any thread."""
-
-    #: ``"exact"`` or ``"sampled"``.
-    name: str
-    #: True when figures are estimates.
-    estimate: bool
-
-    def start(self, depth: int) -> None:
-        """Start tracing (reference counted) with stacks of up to ``depth`` frames."""
-
-    def stop(self) -> None:
-        """Undo one ``start()``; the last one stops what this tracer started."""
-
-    def is_running(self) -> bool:
-        """True while at least one ``start()`` is not yet undone."""
-
-    def current(self) -> int:
-        """Bytes currently traced (live), process-wide."""
-
-    def peak(self) -> int:
-        """Most bytes traced at once since the last :meth:`reset_peak`."""
-
-    def reset_peak(self) -> None:
-        """Restart peak tracking from the current level."""
-
-    def mark(self) -> object:
-        """An opaque token for "now", to pass to :meth:`snapshot`."""
-
-    def snapshot(self, since: object) -> TraceSnapshot:
-        """Live allocations made after ``since``, grouped by stack."""
-
-    def depth(self) -> int:
-        """Frames kept per stack by the running tracer."""
-
-
-class PeakFolder:
-    """Keeps nested peak readers honest when one of them resets a shared peak.
-
-    tracemalloc's peak (and the kernel's VmHWM) is one global value. Before
-    anyone resets it, the current peak is handed to every listener so that an
-    outer session never loses a peak that happened before an inner one reset it.
-    """
-
-    def __init__(self, read_peak: Callable[[], int], reset: Callable[[], None]) -> None:
-        self._read_peak = read_peak
-        self._reset = reset
-        self._listeners: list[Callable[[int], None]] = []
-        self._lock = threading.Lock()
-
-    def add(self, listener: Callable[[int], None]) -> None:
-        with self._lock:
-            self._listeners.append(listener)
-
-    def remove(self, listener: Callable[[int], None]) -> None:
-        with self._lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-    def fold(self) -> int:
-        """Hand the current peak to every listener and return it."""
-        value = self._read_peak()
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener(value)
-        return value
-
-    def reset(self) -> None:
-        """Fold, then reset the shared peak."""
-        self.fold()
-        self._reset()
-
+__all__ = [
+    "EXACT_TRACER",
+    "ExactTracer",
+    "Frame",
+    "PeakFolder",
+    "StackStat",
+    "TraceSnapshot",
+    "Tracer",
+    "available_tracers",
+]
 
 def _group_traces(raw: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[int, int]]:
     """Group tracemalloc's raw traces by traceback: ``{traceback: (bytes, blocks)}``.
@@ -192,6 +87,9 @@ class ExactTracer:
 
     def start(self, depth: int) -> None:
         check_depth(depth, what="depth", error=TracerError)
+        reason = exact_unsupported_reason()
+        if reason is not None:
+            raise TracerError(f"the exact tracer cannot run here: {reason}")
         with self._lock:
             if self._users == 0:
                 if tracemalloc.is_tracing():
@@ -281,12 +179,14 @@ EXACT_TRACER = ExactTracer()
 
 
 def available_tracers() -> dict[str, Tracer]:
-    """Tracers that can run in this process, by name (``"exact"`` always)."""
-    tracers: dict[str, Tracer] = {"exact": EXACT_TRACER}
-    try:
-        sampled = importlib.import_module("cgmem_nb.engine.sampled")
-    except ImportError:
-        return tracers
+    """Tracers that can run in this process, by name.
+
+    ``"exact"`` everywhere but on free-threaded builds (see
+    :mod:`cgmem_nb.engine.versions`); ``"sampled"`` where the native sampler loads.
+    """
+    tracers: dict[str, Tracer] = {}
+    if exact_unsupported_reason() is None:
+        tracers["exact"] = EXACT_TRACER
     tracer = sampled.get_tracer()
     if tracer is not None:
         tracers["sampled"] = tracer

@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, magics_class
 from IPython.core.magic import line_magic as _line_magic
 
-from ..analysis import leaks_frame, recommendations_frame
+from ..schema import leaks_frame, recommendations_frame
 from ..session.history import WATCHER
 from ..session.profiler import MEMORY_PROFILER
 from ..session.variables import variables
@@ -69,7 +69,7 @@ class AnalysisMagics(Magics):
             interval = MEMORY_PROFILER.config.leak_detection_interval if args.interval is None else args.interval
             if interval < 0:
                 raise UsageError(f"--interval {interval} is not accepted: give 0 (off) or more seconds")
-            WATCHER.start(self.shell, stacks=args.stacks, observe_holders=not args.no_holders, interval=interval)
+            WATCHER.start(self.shell, MEMORY_PROFILER, stacks=args.stacks, observe_holders=not args.no_holders, interval=interval)
         elif args.state == "off":
             WATCHER.stop()
         state = "on" if WATCHER.on else "off"

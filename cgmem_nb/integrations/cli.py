@@ -103,14 +103,15 @@ def html_page(body: str, title: str) -> str:
 
 def _write_outputs(result: object, json_path: str | None, html_path: str | None, top: int, err: IO[str]) -> None:
     from ..outputs.report import render_html
-    from ..session.result import ProfileResult, write_atomically
+    from ..session.result import ProfileResult
+    from ..session.serialize import write_atomically
 
     assert isinstance(result, ProfileResult)
     if json_path:
         result.to_json(json_path)
         print(f"cgmem_nb: result saved to {json_path}", file=err)
     if html_path:
-        label = str(result.summary.get("label") or "session")
+        label = result.summary.label or "session"
         write_atomically(html_path, html_page(render_html(result, top), f"cgmem_nb memory profile — {label}"))
         print(f"cgmem_nb: HTML report written to {html_path}", file=err)
 
@@ -137,9 +138,11 @@ def run_script(args: argparse.Namespace, err: IO[str]) -> int:
     """``run``: profile the script and report. Returns the exit status."""
     from ..errors import CgmemError
     from ..outputs.report import render_text
-    from ..session.profiler import MEMORY_PROFILER
-    from ..units import format_bytes
     from ..session.line_checkpoints import line_checkpoints
+    from ..session.profiler import MEMORY_PROFILER
+    from ..session.result import ProfileResult
+    from ..session.runner import run_in_session
+    from ..units import format_bytes
 
     script = Path(args.script)
     if not script.is_file():
@@ -158,47 +161,62 @@ def run_script(args: argparse.Namespace, err: IO[str]) -> int:
     sys.argv = [str(script), *args.args]
     if sys.path:
         sys.path[0] = str(script.resolve().parent)
-    status = 0
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)
             session.start()
     except CgmemError as exc:
         sys.argv = saved_argv
+        if saved_path0 is not None:
+            sys.path[0] = saved_path0
         print(f"cgmem_nb: the profiler could not start: {exc}", file=err)
         return EXIT_PROFILER
     for warning in caught:
         print(f"note: {warning.message}", file=err)
-    error: BaseException | None = None
-    namespace: dict[str, object] = {}  # kept until the session ends: the script's globals are "retained"
+    status = 0
+    delivered: list[ProfileResult] = []
+
+    def body() -> dict[str, object]:
+        nonlocal status
+        try:
+            with line_checkpoints(MEMORY_PROFILER.checkpoint, lambda code: code.co_filename == path and code.co_name == "<module>"):
+                # The script's globals are returned, so they stay alive until the session ends: "retained".
+                return runpy.run_path(path, run_name="__main__")
+        except SystemExit as exc:  # the script's own exit status, not an error of the run
+            status = _exit_status(exc.code)
+            return {}
+
     try:
-        with line_checkpoints(MEMORY_PROFILER.checkpoint, lambda code: code.co_filename == path and code.co_name == "<module>"):
-            namespace = runpy.run_path(path, run_name="__main__")
-    except SystemExit as exc:
-        status = _exit_status(exc.code)
-    except KeyboardInterrupt as exc:
-        error, status = exc, 130
+        namespace = run_in_session(session, body, lambda result, error: delivered.append(result))
+        namespace.clear()
+    except KeyboardInterrupt:
+        status = 130
         print("KeyboardInterrupt", file=err)
     except BaseException as exc:
-        error, status = exc, EXIT_EXCEPTION
+        if not delivered:  # the session itself failed to stop
+            print(f"cgmem_nb: the profiler failed: {type(exc).__name__}: {exc}", file=err)
+            return EXIT_PROFILER
+        status = EXIT_EXCEPTION
         _print_script_traceback(exc, path, err)
     finally:
         sys.argv = saved_argv
         if saved_path0 is not None:
             sys.path[0] = saved_path0
+    if not delivered:
+        print("cgmem_nb: the profiler failed: the session ended without a result", file=err)
+        return EXIT_PROFILER
+    result = delivered[0]
     try:
-        result = session.stop(error)
-        namespace.clear()
         if not args.quiet:
             err.write("\n" + render_text(result, args.top) + "\n")
         _write_outputs(result, args.json, args.html, args.top, err)
     except Exception as exc:  # the profiler's own failure: a distinct exit status
         print(f"cgmem_nb: the profiler failed: {type(exc).__name__}: {exc}", file=err)
         return EXIT_PROFILER if status == 0 else status
-    if status == 0 and session.limit is not None and int(result.summary.get("peak_bytes") or 0) > session.limit:
+    peak = result.summary.peak_bytes
+    if status == 0 and session.limit is not None and peak > session.limit:
         print(
-            f"cgmem_nb: {script.name} was limited to {format_bytes(session.limit)} but peaked at "
-            f"{format_bytes(result.summary.get('peak_bytes'))}",
+            f"cgmem_nb: {script.name} was limited to {format_bytes(session.limit)} but peaked at {format_bytes(peak)}",
             file=err,
         )
         return EXIT_LIMIT

@@ -3,8 +3,8 @@
 ``%memdash`` starts it on ``ProfilerConfig.dashboard_port`` (8080) at 127.0.0.1,
 ``%memdash --port 0`` picks a free port, ``%memdash --host 0.0.0.0`` serves other
 machines (a token is generated and printed; give your own with ``--token``),
-``%memdash --stop`` stops it. While it runs, every cell's start is marked on the
-timeline.
+``%memdash --stop`` stops it. While it runs, every cell's start and end is marked
+on the timeline (from the cell events the extension publishes).
 """
 
 # IPython's magic decorators carry no type annotations.
@@ -19,7 +19,6 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from ..errors import CgmemError
 from ..outputs.dashboard import MemoryDashboard
-from ..session import notebook
 
 #: The kernel's dashboard, once started by ``%memdash``.
 DASHBOARD: MemoryDashboard | None = None
@@ -28,8 +27,6 @@ DASHBOARD: MemoryDashboard | None = None
 @magics_class
 class DashboardMagics(Magics):
     """The ``%memdash`` magic."""
-
-    _hooked = False
 
     @magic_arguments.magic_arguments()
     @magic_arguments.argument("--port", type=int, metavar="N", help="Port to serve (default: ProfilerConfig.dashboard_port, 8080; 0 picks a free port).")
@@ -60,18 +57,4 @@ class DashboardMagics(Magics):
             DASHBOARD.start_server(port=args.port, host=args.host, token=args.token)  # prints the URL
         except CgmemError as exc:
             raise UsageError(str(exc)) from None
-        self._hook_cells()
         return None
-
-    def _hook_cells(self) -> None:
-        if DashboardMagics._hooked or self.shell is None:
-            return
-        DashboardMagics._hooked = True
-
-        def pre_run_cell(info: Any) -> None:
-            dash = DASHBOARD
-            if dash is not None and dash.running:
-                number = notebook.current_cell()
-                dash.mark_cell(f"In[{number}]" if number is not None else "cell", "start")
-
-        self.shell.events.register("pre_run_cell", pre_run_cell)

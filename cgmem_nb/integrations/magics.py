@@ -17,9 +17,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
+from ..config import TracerChoice
 from ..errors import CgmemError
 from ..outputs.report import DEFAULT_TOP, Report
-from ..session.profiler import MEMORY_PROFILER, TracerChoice
+from ..session.profiler import MEMORY_PROFILER
+from ..session.result import ProfileResult
+from ..session.runner import run_in_session
 from .cell_runner import TopLevelAwaitError, run_cell_code
 
 # Options that take a value, for splitting `%memprofile OPTIONS STATEMENT`.
@@ -126,34 +129,33 @@ class CgmemMagics(Magics):
         except CgmemError as exc:
             raise _usage_error(str(exc)) from None
         # The live panel is shown before the cell body runs, so it sits above the cell's own output.
-        panel = _show_live_panel(session.label) if args.live else None
-        if not code_text.strip():
-            session.start()
-            result = session.stop()
-            self._deliver(args, result, panel)
-            return None
-        session.start()
         try:
-            value = run_cell_code(
+            panel = _show_live_panel(session.label) if args.live else None
+        except CgmemError as exc:
+            raise _usage_error(str(exc)) from None
+
+        def body() -> Any:
+            __tracebackhide__ = True  # noqa: F841 - hides this frame in IPython tracebacks
+            if not code_text.strip():
+                return None
+            return run_cell_code(
                 self.shell, code_text, full_source=full_source, first_line=first_line, checkpoint=session.checkpoint
             )
+
+        def deliver(result: ProfileResult, error: BaseException | None) -> None:
+            self._deliver(args, result, panel, report=not isinstance(error, TopLevelAwaitError))
+
+        try:
+            return run_in_session(session, body, deliver)
         except TopLevelAwaitError as exc:
-            self._deliver(args, session.stop(exc), panel, report=False)
             raise UsageError(str(exc)) from None
-        except BaseException as exc:
-            result = session.stop(exc)
-            self._deliver(args, result, panel)
-            raise
-        result = session.stop()
-        self._deliver(args, result, panel)
-        return value
 
     def _current_raw_cell(self) -> str | None:
         history = getattr(self.shell, "history_manager", None)
         raw = getattr(history, "input_hist_raw", None)
         return raw[-1] if raw else None
 
-    def _deliver(self, args: Any, result: Any, panel: Any = None, report: bool = True) -> None:
+    def _deliver(self, args: Any, result: ProfileResult, panel: Any = None, report: bool = True) -> None:
         if panel is not None:
             panel.finalize(result)
         if not report:

@@ -2,18 +2,25 @@
 
 A *limit gate* compares a result's peak with a limit; a *leak gate* looks at
 the memory each repetition of a body kept and decides whether it keeps
-growing. Both write messages that name the lines (and, for leaks, the holder
-where one can be found), in decimal units (``"73.4 MB"``).
+growing. Both write messages that name the lines (and, for leaks, the holders
+that grew), in decimal units (``"73.4 MB"``).
+
+Holders are found two ways: a census of the test module's containers and
+caches before and after the runs (:func:`holder_census`, :func:`grown_holders`),
+and the leak detector over holder observations taken after each run
+(:func:`analysis_holders`, which names what grew anywhere in the user's modules,
+``gc.garbage`` or the manual records, through :func:`cgmem_nb.analysis.describe_holders`).
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
 import sys
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from ..analysis import LEAK_DETECTOR, LeakDetector, describe_holders
+from ..session.holders import Observation
+from ..session.namespace import is_lru_cache
 from ..session.result import ProfileResult
 from ..units import format_bytes
 
@@ -47,7 +54,7 @@ def _describe_lines(result: ProfileResult, column: str, top: int) -> str:
 
 def limit_message(name: str, limit: int, result: ProfileResult, *, top: int = TOP_LINES) -> str | None:
     """The failure message when ``result`` peaked above ``limit`` bytes, else None."""
-    peak = int(result.summary.get("peak_bytes") or 0)
+    peak = result.summary.peak_bytes
     if peak <= limit:
         return None
     return (
@@ -61,9 +68,8 @@ def limit_message(name: str, limit: int, result: ProfileResult, *, top: int = TO
 
 def _measure(value: Any) -> int | None:
     """A growth measure for containers and caches, None for anything else."""
-    info = getattr(value, "cache_info", None)
-    if callable(info) and isinstance(value, functools._lru_cache_wrapper):
-        return int(info().currsize)
+    if is_lru_cache(value):
+        return int(value.cache_info().currsize)
     if isinstance(value, (list, dict, set, bytearray)) or type(value).__name__ in {"deque", "OrderedDict", "defaultdict"}:
         try:
             return len(value)
@@ -93,19 +99,12 @@ def grown_holders(before: Mapping[str, int], after: Mapping[str, int]) -> list[s
     return [f"{k} (+{d} item{'s' if d != 1 else ''})" for d, k in grown]
 
 
-def analysis_holders(result: ProfileResult) -> list[str]:
-    """Holders named by ``cgmem_nb.analysis`` when that module offers them (optional)."""
-    try:
-        analysis = importlib.import_module("cgmem_nb.analysis")
-    except ImportError:
-        return []
-    finder = getattr(analysis, "describe_holders", None)
-    if finder is None:
-        return []
-    try:
-        return [str(h) for h in finder(result)]
-    except Exception:  # the gate must not fail because an optional analysis did
-        return []
+def analysis_holders(observations: Sequence[Observation], known: Sequence[str] = ()) -> list[str]:
+    """Holders the leak detector finds growing over ``observations`` (one after each run),
+    leaving out those already named in ``known`` (census entries such as ``"mod.CACHE (+3 items)"``)."""
+    leaks = LeakDetector(LEAK_DETECTOR.settings, LEAK_DETECTOR.rules).detect(observations)
+    named = {entry.split(" (", 1)[0] for entry in known}
+    return describe_holders([leak for leak in leaks if leak.status == "growing" and leak.holder not in named])
 
 
 def module_namespaces(func: Any) -> dict[str, Mapping[str, Any]]:
@@ -156,10 +155,10 @@ def summarize(results: Sequence[ProfileResult]) -> dict[str, Any]:
     """Figures of one test for the summary table and the JSON file."""
     s = results[-1].summary
     return {
-        "peak_bytes": int(s.get("peak_bytes") or 0),
-        "retained_bytes": int(s.get("retained_bytes") or 0),
-        "allocated_bytes": int(s.get("allocated_bytes") or 0),
-        "rss_peak_bytes": int(s.get("rss_peak_bytes") or 0),
-        "duration_s": float(s.get("duration_s") or 0.0),
-        "tracer": str(s.get("tracer")),
+        "peak_bytes": s.peak_bytes,
+        "retained_bytes": s.retained_bytes,
+        "allocated_bytes": s.allocated_bytes,
+        "rss_peak_bytes": s.rss_peak_bytes,
+        "duration_s": s.duration_s,
+        "tracer": s.tracer,
     }

@@ -3,7 +3,8 @@
 
 ``%mempanel`` shows a :class:`~cgmem_nb.outputs.panel.LivePanel` under the cell
 it runs in; the panel keeps moving while later cells run (it is drawn from the
-monitor thread), notes each cell's peak and RSS change when the cell ends, and
+monitor thread), notes each cell's peak and RSS change when the cell ends (from
+the ``CellStarted`` / ``CellFinished`` events the extension publishes), and
 fills its leak and recommendation sections as those events arrive.
 ``%mempanel --close`` stops it (the monitor thread is released; the widgets keep
 their last state). Running ``%mempanel`` again replaces the open panel.
@@ -20,7 +21,6 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from ..errors import CgmemError
 
 _KERNEL_PANEL: Any = None
-_HOOKS: list[tuple[Any, str, Any]] = []
 
 
 def kernel_panel() -> Any:
@@ -31,12 +31,6 @@ def kernel_panel() -> Any:
 def close_kernel_panel() -> bool:
     """Close the ``%mempanel`` panel if one is open; True if one was."""
     global _KERNEL_PANEL
-    for shell, name, hook in _HOOKS:
-        try:
-            shell.events.unregister(name, hook)
-        except ValueError:
-            pass
-    _HOOKS.clear()
     panel, _KERNEL_PANEL = _KERNEL_PANEL, None
     if panel is None:
         return False
@@ -78,16 +72,8 @@ class PanelMagics(Magics):
         except CgmemError as exc:
             raise UsageError(str(exc)) from None
         _KERNEL_PANEL = panel
-        shell = self.shell
-        assert shell is not None
-
-        def pre_run_cell(info: Any) -> None:
-            panel.cell_started()
-
-        def post_run_cell(result: Any) -> None:
-            panel.cell_finished(getattr(result, "execution_count", None))
-
-        for name, hook in (("pre_run_cell", pre_run_cell), ("post_run_cell", post_run_cell)):
-            shell.events.register(name, hook)
-            _HOOKS.append((shell, name, hook))
-        panel.show()
+        try:
+            panel.show()
+        except CgmemError as exc:
+            _KERNEL_PANEL = None
+            raise UsageError(str(exc)) from None

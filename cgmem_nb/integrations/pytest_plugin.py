@@ -11,9 +11,11 @@ Installing cgmem_nb is enough; nothing happens until a marker or an option asks:
   a limit on every test, ``--memprofile-tracer`` picks the tracer and
   ``--memprofile-json PATH`` writes every test's figures. Each option also has an ini
   key (``memprofile``, ``memprofile_limit``, ``memprofile_tracer``, ``memprofile_json``,
-  ``memprofile_top``); the command line wins.
+  ``memprofile_top``); the command line wins (:mod:`~cgmem_nb.integrations.pytest_plan`).
 
-Only the test function is profiled, not its fixtures' setup and teardown.
+Only the test function is profiled, not its fixtures' setup and teardown. Every
+profiled run goes through the one session runner
+(:func:`cgmem_nb.session.runner.run_in_session`), as the magic and the CLI do.
 """
 
 from __future__ import annotations
@@ -22,220 +24,51 @@ import functools
 import gc
 import inspect
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 
 import pytest
 
-from ..errors import SizeError
-from ..units import format_bytes, parse_size
+from ..config import TracerChoice
+from ..units import format_bytes
+from .pytest_plan import FIXTURE_SESSION, SETTINGS, LeakSpec, Plan, configure, plan_for, pytest_addoption
 
 if TYPE_CHECKING:
-    from ..session.profiler import Session, TracerChoice
     from ..session.result import ProfileResult
+    from ..session.session import Session
 
-TRACERS = ("auto", "exact", "sampled")
+__all__ = ["memprofile", "pytest_addoption", "pytest_configure", "summary_lines"]
+
 JSON_FORMAT = "cgmem_nb.pytest"
 JSON_VERSION = 1
 
-_MARKERS = (
-    'memlimit(limit): fail the test if its traced memory peak goes over `limit` (e.g. "50 MB").',
-    "no_leaks(tolerance=\"100 KB\", warmup=1, runs=3): run the test body warmup+runs times "
-    "and fail if every measured run keeps more than `tolerance` bytes.",
-)
-
-
-@dataclass
-class Settings:
-    """The plugin's options, resolved from the command line and ini."""
-
-    summary: bool = False
-    limit: int | None = None
-    tracer: str = "auto"
-    json_path: Path | None = None
-    top: int = 10
-    #: nodeid -> figures of every profiled test.
-    figures: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def profile_every_test(self) -> bool:
-        """True when every test runs in a session (summary, JSON or a default limit)."""
-        return self.summary or self.json_path is not None or self.limit is not None
-
-
-_SETTINGS = pytest.StashKey[Settings]()
-_FIXTURE_SESSION = pytest.StashKey["Session"]()
-
-
-# -- options -----------------------------------------------------------------------------
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("cgmem_nb", "memory profiling and memory gates (cgmem_nb)")
-    group.addoption(
-        "--memprofile",
-        action="store_true",
-        default=None,
-        help="profile every test and print the heaviest at the end (ini: memprofile).",
-    )
-    group.addoption(
-        "--memprofile-limit",
-        metavar="SIZE",
-        default=None,
-        help='limit on every test\'s traced peak, e.g. "200 MB"; a memlimit marker wins; '
-        '"none" turns an ini limit off (ini: memprofile_limit).',
-    )
-    group.addoption(
-        "--memprofile-tracer",
-        choices=TRACERS,
-        default=None,
-        help="tracer of the plugin's sessions: auto, exact or sampled (ini: memprofile_tracer).",
-    )
-    group.addoption(
-        "--memprofile-json",
-        metavar="PATH",
-        default=None,
-        help="write every test's memory figures to PATH as JSON (ini: memprofile_json).",
-    )
-    group.addoption(
-        "--memprofile-top",
-        metavar="N",
-        type=int,
-        default=None,
-        help="tests shown in the --memprofile summary (default 10; ini: memprofile_top).",
-    )
-    parser.addini("memprofile", type="bool", default=False, help="cgmem_nb: profile every test and print the heaviest.")
-    parser.addini("memprofile_limit", default="", help='cgmem_nb: limit on every test\'s traced peak, e.g. "200 MB".')
-    parser.addini("memprofile_tracer", default="auto", help="cgmem_nb: auto, exact or sampled.")
-    parser.addini("memprofile_json", default="", help="cgmem_nb: write every test's memory figures to this JSON file.")
-    parser.addini("memprofile_top", default="10", help="cgmem_nb: tests shown in the summary.")
-
-
-def _option(config: pytest.Config, name: str) -> Any:
-    value = config.getoption(name, default=None)
-    return value if value is not None else config.getini(name)
-
-
-def resolve_settings(config: pytest.Config) -> Settings:
-    """Read the options (command line first, then ini); raise ``pytest.UsageError`` on bad values."""
-    settings = Settings()
-    settings.summary = bool(_option(config, "memprofile"))
-    raw_limit = str(_option(config, "memprofile_limit") or "").strip()
-    if raw_limit and raw_limit.lower() not in {"none", "off", "0"}:
-        try:
-            settings.limit = parse_size(raw_limit, what="memprofile limit")
-        except SizeError as exc:
-            raise pytest.UsageError(f"cgmem_nb: {exc}") from None
-    tracer = str(_option(config, "memprofile_tracer") or "auto").strip()
-    if tracer not in TRACERS:
-        raise pytest.UsageError(f"cgmem_nb: memprofile tracer {tracer!r} is not accepted: use auto, exact or sampled")
-    settings.tracer = tracer
-    raw_json = str(_option(config, "memprofile_json") or "").strip()
-    settings.json_path = Path(raw_json) if raw_json else None
-    raw_top = _option(config, "memprofile_top")
-    try:
-        settings.top = int(raw_top)
-    except (TypeError, ValueError):
-        raise pytest.UsageError(f"cgmem_nb: memprofile top {raw_top!r} is not accepted: give a whole number") from None
-    if settings.top < 0:
-        raise pytest.UsageError(f"cgmem_nb: memprofile top {settings.top} is not accepted: give 0 or more")
-    return settings
-
 
 def pytest_configure(config: pytest.Config) -> None:
-    for line in _MARKERS:
-        config.addinivalue_line("markers", line)
-    config.stash[_SETTINGS] = resolve_settings(config)
-
-
-# -- plans: what to do with one test -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LeakSpec:
-    """Arguments of ``@pytest.mark.no_leaks``."""
-
-    tolerance: int
-    warmup: int
-    runs: int
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How one test is run: an outer session (with an optional limit) and/or the leak loop."""
-
-    outer: bool
-    limit: int | None
-    leak: LeakSpec | None
-    tracer: str
-
-
-def _size_arg(value: Any, what: str) -> int:
-    try:
-        return parse_size(value, what=what)
-    except SizeError as exc:
-        pytest.fail(f"cgmem_nb: {exc}", pytrace=False)
-
-
-def _leak_spec(marker: pytest.Mark) -> LeakSpec:
-    from .memgates import DEFAULT_LEAK_TOLERANCE, DEFAULT_RUNS, DEFAULT_WARMUP
-
-    kwargs = dict(marker.kwargs)
-    unknown = sorted(set(kwargs) - {"tolerance", "warmup", "runs"})
-    if unknown or len(marker.args) > 1:
-        pytest.fail(
-            f"cgmem_nb: no_leaks{marker.args!r}{kwargs!r} is not accepted: "
-            'use no_leaks(tolerance="100 KB", warmup=1, runs=3)',
-            pytrace=False,
-        )
-    if marker.args:
-        kwargs["tolerance"] = marker.args[0]
-    tolerance = _size_arg(kwargs.get("tolerance", DEFAULT_LEAK_TOLERANCE), "no_leaks tolerance")
-    warmup, runs = kwargs.get("warmup", DEFAULT_WARMUP), kwargs.get("runs", DEFAULT_RUNS)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        pytest.fail(f"cgmem_nb: no_leaks warmup={warmup!r} is not accepted: give 0 or more repetitions", pytrace=False)
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
-        pytest.fail(f"cgmem_nb: no_leaks runs={runs!r} is not accepted: give 2 or more measured runs", pytrace=False)
-    return LeakSpec(tolerance, warmup, runs)
-
-
-def plan_for(item: pytest.Item) -> Plan | None:
-    """The plan for ``item``, or None when the plugin has nothing to do (the common case)."""
-    settings = item.config.stash.get(_SETTINGS, None)
-    limit_mark = item.get_closest_marker("memlimit")
-    leak_mark = item.get_closest_marker("no_leaks")
-    if settings is None:
-        return None
-    if limit_mark is None and leak_mark is None and not settings.profile_every_test:
-        if "memprofile" in getattr(item, "fixturenames", ()):
-            return Plan(outer=False, limit=None, leak=None, tracer=settings.tracer)
-        return None
-    limit = settings.limit
-    if limit_mark is not None:
-        value = limit_mark.args[0] if limit_mark.args else limit_mark.kwargs.get("limit")
-        if value is None:
-            pytest.fail('cgmem_nb: memlimit needs a size, e.g. @pytest.mark.memlimit("50 MB")', pytrace=False)
-        limit = _size_arg(value, "memlimit")
-    leak = _leak_spec(leak_mark) if leak_mark is not None else None
-    outer = settings.profile_every_test or limit is not None
-    return Plan(outer=outer, limit=limit, leak=leak, tracer=settings.tracer)
+    configure(config)
 
 
 # -- running a test under the plan ------------------------------------------------------------
 
 
-def _session(label: str, tracer: str) -> "Session":
+def _session(label: str, tracer: TracerChoice) -> Session:
     from ..session.profiler import MEMORY_PROFILER
 
-    choice: TracerChoice = tracer  # type: ignore[assignment]
-    return MEMORY_PROFILER.session(label, tracer=choice)
+    return MEMORY_PROFILER.session(label, tracer=tracer)
+
+
+def _run(session: Session, func: Callable[[], Any], deliver: Callable[[ProfileResult, BaseException | None], object] | None = None) -> Any:
+    from ..session.runner import run_in_session
+
+    __tracebackhide__ = True  # noqa: F841 - pytest hides this frame in tracebacks
+    if deliver is None:
+        return run_in_session(session, func)
+    return run_in_session(session, func, deliver)
 
 
 def _checkpointed(func: Callable[..., Any]) -> Callable[..., Any]:
     """``func`` with a checkpoint after each of its lines and at each return from user code."""
-    from ..session.profiler import MEMORY_PROFILER
     from ..session.line_checkpoints import line_checkpoints
+    from ..session.profiler import MEMORY_PROFILER
 
     top = getattr(inspect.unwrap(func), "__code__", None)
 
@@ -252,36 +85,30 @@ def _with_fixture_session(func: Callable[..., Any], item: pytest.Item) -> Callab
 
     @functools.wraps(func)
     def measured(*args: Any, **kwargs: Any) -> Any:
-        session = item.stash.get(_FIXTURE_SESSION, None)
-        if session is not None and not session.running and session.result is None:
-            session.start()
-        try:
+        session = item.stash.get(FIXTURE_SESSION, None)
+        if session is None or session.running or session.result is not None:
             return func(*args, **kwargs)
-        except BaseException as exc:
-            if session is not None and session.running:
-                session.stop(exc)
-            raise
-        finally:
-            if session is not None and session.running:
-                session.stop()
+        return _run(session, lambda: func(*args, **kwargs))  # the test may stop it itself
 
     return measured
 
 
-def _kept(result: "ProfileResult") -> int:
+def _kept(result: ProfileResult) -> int:
     """Bytes the user's code kept (the profiler's own bookkeeping left out)."""
     lines = result.lines
     return int(lines["retained_bytes"].fillna(0).clip(lower=0).sum()) if not lines.empty else 0
 
 
-def _fail_with_report(item: pytest.Item, message: str, result: "ProfileResult") -> None:
+def _fail_with_report(item: pytest.Item, message: str, result: ProfileResult) -> None:
     from ..outputs.report import render_text
 
     item.add_report_section("call", "cgmem_nb", render_text(result))
     pytest.fail(message, pytrace=False)
 
 
-def _leak_loop(func: Callable[..., Any], item: pytest.Item, spec: LeakSpec, tracer: str) -> Callable[..., Any]:
+def _leak_loop(func: Callable[..., Any], item: pytest.Item, spec: LeakSpec, tracer: TracerChoice) -> Callable[..., Any]:
+    from ..session.holders import observe_profiler
+    from ..session.profiler import MEMORY_PROFILER
     from .memgates import LeakVerdict, analysis_holders, grown_holders, holder_census, leak_message, module_namespaces
 
     def repeated(*args: Any, **kwargs: Any) -> Any:
@@ -291,25 +118,25 @@ def _leak_loop(func: Callable[..., Any], item: pytest.Item, spec: LeakSpec, trac
         gc.collect()
         namespaces = module_namespaces(func)
         before = holder_census(namespaces)
+        observations = [observe_profiler(MEMORY_PROFILER)]
         kept: list[int] = []
-        last: ProfileResult | None = None
+        results: list[ProfileResult] = []
+
+        def run_once() -> Any:
+            result = func(*args, **kwargs)
+            gc.collect()  # cyclic garbage is not a leak
+            return result
+
         for run in range(1, spec.runs + 1):
             session = _session(f"{item.name} [run {run}/{spec.runs}]", tracer)
-            session.start()
-            try:
-                value = func(*args, **kwargs)
-                gc.collect()  # cyclic garbage is not a leak
-            except BaseException as exc:
-                session.stop(exc)
-                raise
-            last = session.stop()
-            kept.append(_kept(last))
-        assert last is not None
-        holders = grown_holders(before, holder_census(namespaces)) + analysis_holders(last)
-        verdict = LeakVerdict(tuple(kept), spec.tolerance, tuple(holders))
-        message = leak_message(item.name, verdict, last)
+            value = _run(session, run_once, lambda result, error: results.append(result))
+            kept.append(_kept(results[-1]))
+            observations.append(observe_profiler(MEMORY_PROFILER))
+        census = grown_holders(before, holder_census(namespaces))
+        verdict = LeakVerdict(tuple(kept), spec.tolerance, tuple(census + analysis_holders(observations, census)))
+        message = leak_message(item.name, verdict, results[-1])
         if message is not None:
-            _fail_with_report(item, message, last)
+            _fail_with_report(item, message, results[-1])
         return value
 
     return repeated
@@ -319,31 +146,24 @@ def _wrap(func: Callable[..., Any], item: pytest.Item, plan: Plan) -> Callable[.
     from .memgates import limit_message, summarize
 
     body = _checkpointed(func)
-    if _FIXTURE_SESSION in item.stash:
+    if FIXTURE_SESSION in item.stash:
         body = _with_fixture_session(body, item)
     if plan.leak is not None:
         body = functools.wraps(func)(_leak_loop(body, item, plan.leak, plan.tracer))
     if not plan.outer:
         return body
-    settings = item.config.stash[_SETTINGS]
+    settings = item.config.stash[SETTINGS]
 
     @functools.wraps(func)
     def profiled(*args: Any, **kwargs: Any) -> Any:
-        session = _session(item.name, plan.tracer)
-        session.start()
-        try:
-            value = body(*args, **kwargs)
-        except BaseException as exc:
-            result = session.stop(exc)
+        def record(result: ProfileResult, error: BaseException | None) -> None:
             settings.figures[item.nodeid] = {**summarize([result]), "limit_bytes": plan.limit}
-            raise
-        result = session.stop()
-        settings.figures[item.nodeid] = {**summarize([result]), "limit_bytes": plan.limit}
-        if plan.limit is not None:
-            message = limit_message(item.name, plan.limit, result)
-            if message is not None:
-                _fail_with_report(item, message, result)
-        return value
+            if error is None and plan.limit is not None:
+                message = limit_message(item.name, plan.limit, result)
+                if message is not None:
+                    _fail_with_report(item, message, result)
+
+        return _run(_session(item.name, plan.tracer), lambda: body(*args, **kwargs), record)
 
     return profiled
 
@@ -370,7 +190,7 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report: pytest.TestReport = yield
     if report.when == "call":
-        settings = item.config.stash.get(_SETTINGS, None)
+        settings = item.config.stash.get(SETTINGS, None)
         figures = settings.figures.get(item.nodeid) if settings is not None else None
         if figures is not None:
             figures["outcome"] = report.outcome
@@ -381,16 +201,16 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture
-def memprofile(request: pytest.FixtureRequest) -> Iterator["Session"]:
+def memprofile(request: pytest.FixtureRequest) -> Iterator[Session]:
     """A profiling session running through the test body; ``memprofile.stop()`` returns
     its :class:`~cgmem_nb.ProfileResult` (so does ``memprofile.result`` once it ended).
 
     The session starts right before the test function runs (fixture set-up is not
     recorded) and, if the test does not stop it, stops when the function returns.
     """
-    settings = request.config.stash.get(_SETTINGS, None)
+    settings = request.config.stash.get(SETTINGS, None)
     session = _session(request.node.name, settings.tracer if settings else "auto")
-    request.node.stash[_FIXTURE_SESSION] = session
+    request.node.stash[FIXTURE_SESSION] = session
     if plan_for(request.node) is None or inspect.iscoroutinefunction(getattr(request.node, "obj", None)):
         session.start()  # the body is not wrapped: record from here
     try:
@@ -418,7 +238,7 @@ def summary_lines(figures: dict[str, dict[str, Any]], top: int) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    settings = config.stash.get(_SETTINGS, None)
+    settings = config.stash.get(SETTINGS, None)
     if settings is None or not settings.summary:
         return
     n = min(settings.top, len(settings.figures))
@@ -430,10 +250,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    settings = session.config.stash.get(_SETTINGS, None)
+    settings = session.config.stash.get(SETTINGS, None)
     if settings is None or settings.json_path is None or hasattr(session.config, "workerinput"):
         return
-    from ..session.result import write_atomically
+    from ..session.serialize import write_atomically
 
     document = {
         "format": JSON_FORMAT,
@@ -442,7 +262,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "units": "bytes, seconds",
         "tests": settings.figures,
     }
-    path = settings.json_path
+    path: Path = settings.json_path
     if not path.is_absolute():
         path = Path(session.config.invocation_params.dir) / path
     write_atomically(path, json.dumps(document, indent=2, sort_keys=True))

@@ -1,1 +1,1 @@
-"""Outputs: renderers of results (static report, plots, live panel, dashboard, exports)."""
+"""Outputs: what shows results and live data (static report, exports, the live feed, charts, live panel, dashboard)."""

@@ -18,19 +18,19 @@ DEFAULT_TOP = 10
 
 def _headline(result: ProfileResult) -> list[tuple[str, str]]:
     s = result.summary
-    est = " (estimated)" if s.get("estimate") else ""
+    est = " (estimated)" if s.estimate else ""
     rows = [
-        ("Peak (traced)", format_bytes(s.get("peak_bytes")) + est),
-        ("Retained", format_bytes(s.get("retained_bytes"), signed=True) + est),
-        ("RSS", f"{format_bytes(s.get('rss_before_bytes'))} → {format_bytes(s.get('rss_after_bytes'))} (peak {format_bytes(s.get('rss_peak_bytes'))})"),
-        ("Limit", f"{format_bytes(s.get('limit_bytes'))} ({s.get('limit_source')})"),
-        ("Duration", f"{float(s.get('duration_s') or 0):.2f} s"),
-        ("Tracer", f"{s.get('tracer')}, {s.get('stack_depth')} frames"),
+        ("Peak (traced)", format_bytes(s.peak_bytes) + est),
+        ("Retained", format_bytes(s.retained_bytes, signed=True) + est),
+        ("RSS", f"{format_bytes(s.rss_before_bytes)} → {format_bytes(s.rss_after_bytes)} (peak {format_bytes(s.rss_peak_bytes)})"),
+        ("Limit", f"{format_bytes(s.limit_bytes)} ({s.limit_source})"),
+        ("Duration", f"{s.duration_s:.2f} s"),
+        ("Tracer", f"{s.tracer}, {s.stack_depth} frames"),
     ]
-    if s.get("error"):
-        rows.append(("Ended by", str(s["error"])))
-    if s.get("note"):
-        rows.append(("Note", str(s["note"])))
+    if s.error:
+        rows.append(("Ended by", s.error))
+    if s.note:
+        rows.append(("Note", s.note))
     return rows
 
 
@@ -43,7 +43,7 @@ def _top_lines(result: ProfileResult, top: int) -> list[dict[str, Any]]:
 
 def render_text(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
     """The report as plain text."""
-    title = f"cgmem_nb memory profile — {result.summary.get('label') or 'session'}"
+    title = f"cgmem_nb memory profile — {result.summary.label or 'session'}"
     out = [title, "=" * len(title)]
     width = max(len(k) for k, _ in _headline(result))
     out += [f"{k:<{width}}  {v}" for k, v in _headline(result)]
@@ -78,14 +78,14 @@ def render_html(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
     s = result.summary
     parts = [
         '<div class="cgmem-report" style="font-family:var(--jp-ui-font-family,sans-serif);font-size:13px">',
-        f"<b>cgmem_nb memory profile — {e(str(s.get('label') or 'session'))}</b>",
+        f"<b>cgmem_nb memory profile — {e(s.label or 'session')}</b>",
         f'<table style="{_CSS_TABLE}">',
     ]
     for k, v in _headline(result):
         parts.append(f'<tr><th style="{_CSS_TD}">{e(k)}</th><td style="{_CSS_TD}">{e(v)}</td></tr>')
     parts.append("</table>")
     rows = _top_lines(result, top)
-    peak = max(int(s.get("peak_bytes") or 0), 1)
+    peak = max(s.peak_bytes, 1)
     if rows:
         parts.append(f"<div>Top {len(rows)} lines by memory held at the peak</div>")
         parts.append(f'<table style="{_CSS_TABLE}"><tr>')

@@ -9,7 +9,7 @@ monitor thread; when the process's RSS reaches ``guard_fraction x limit`` it
 2. raises ``KeyboardInterrupt`` in the thread that runs the cell.
 
 The cell ends as if the user had pressed *Interrupt*: the session stores its
-result (``summary["guard_triggered"]`` is True, ``summary["guard"]`` names the cell
+result (``summary.guard_triggered`` is True, ``summary.guard`` names the cell
 and the top lines), the exception propagates, and the kernel and every variable
 stay.
 
@@ -33,6 +33,7 @@ only every monitor interval (50 ms while guarded): a cell that allocates faster 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import signal
 import threading
@@ -40,7 +41,9 @@ import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from ..engine.monitor import MONITOR, Subscription, Tick
+from ..engine.monitor import MONITOR, Tick
+from ..engine.subscription import Subscription
+from ..schema import GuardLine, GuardReport
 from . import notebook
 
 if TYPE_CHECKING:
@@ -50,7 +53,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds between readings while a guard is armed.
 GUARD_INTERVAL = 0.05
-#: Lines named in ``summary["guard"]["top_lines"]``.
+#: Lines named in ``summary.guard.top_lines``.
 TOP_LINES = 5
 # Thread id -> the guard whose interrupt that thread is handling. Nested guarded
 # sessions share one interrupt instead of stacking a second one into the unwinding.
@@ -93,9 +96,9 @@ class MemoryGuard:
         self.thread_id = threading.get_ident()
         self._lock = threading.Lock()
         self._armed = False
-        self._sub: Subscription | None = None
+        self._sub: Subscription[Tick] | None = None
         #: What the guard saw when it fired (None until then).
-        self.report: dict[str, Any] | None = None
+        self.report: GuardReport | None = None
         #: How the interrupt was delivered: ``"signal"``, ``"async-exception"``, or
         #: ``"shared"`` when another guard had just interrupted the same thread.
         self.method: str | None = None
@@ -144,56 +147,50 @@ class MemoryGuard:
         with self._lock:
             if not self._armed or self.report is not None:
                 return
-            self.report = self._describe(tick)
+            report = self._describe(tick)
             self._interrupt()
-            self.report["method"] = self.method
+            self.report = dataclasses.replace(report, method=self.method)
         log.warning(
             "cgmem_nb guard: RSS %d bytes reached %.0f%% of the %d-byte limit; interrupting %s",
-            tick.rss_bytes, 100 * self.fraction, self.limit, self.report.get("cell_label"),
+            tick.rss_bytes, 100 * self.fraction, self.limit, report.cell_label,
         )
 
-    def _describe(self, tick: Tick) -> dict[str, Any]:
+    def _describe(self, tick: Tick) -> GuardReport:
         """Snapshot through the recording and name the lines holding the most memory."""
         rec = self.recording
-        top: list[dict[str, Any]] = []
-        tracer = rec.tracer
-        if tracer is not None and rec.running:
-            with rec._lock:
-                try:
-                    snap = tracer.snapshot(rec._mark)
-                except Exception:  # the tracer stopping under us: report without lines
-                    log.exception("cgmem_nb guard could not take a snapshot")
-                    snap = None
-                if snap is not None:
-                    rec._snap_cost += snap.cost_s
-                    rec._take(snap)
-            if snap is not None:
-                held: dict[tuple[str, int], int] = defaultdict(int)
-                for stat in snap.stats:
-                    where = notebook.attribute(stat.frames)
-                    if where is not None:
-                        held[where] += stat.live_bytes
-                for (filename, lineno), size in sorted(held.items(), key=lambda kv: kv[1], reverse=True)[:TOP_LINES]:
-                    top.append(
-                        {
-                            "location": notebook.location(filename, lineno),
-                            "cell": notebook.cell_number(filename),
-                            "lineno": lineno,
-                            "code": notebook.source_line(filename, lineno),
-                            "bytes": int(size),
-                        }
+        top: list[GuardLine] = []
+        try:
+            snap = rec.snapshot_now()
+        except Exception:  # the tracer stopping under us: report without lines
+            log.exception("cgmem_nb guard could not take a snapshot")
+            snap = None
+        if snap is not None:
+            held: dict[tuple[str, int], int] = defaultdict(int)
+            for stat in snap.stats:
+                where = notebook.attribute(stat.frames)
+                if where is not None:
+                    held[where] += stat.live_bytes
+            for (filename, lineno), size in sorted(held.items(), key=lambda kv: kv[1], reverse=True)[:TOP_LINES]:
+                top.append(
+                    GuardLine(
+                        location=notebook.location(filename, lineno),
+                        cell=notebook.cell_number(filename),
+                        lineno=lineno,
+                        code=notebook.source_line(filename, lineno),
+                        bytes=int(size),
                     )
-        return {
-            "time": tick.wall,
-            "rss_bytes": tick.rss_bytes,
-            "threshold_bytes": self.threshold,
-            "limit_bytes": self.limit,
-            "fraction": self.fraction,
-            "cell": rec.cell,
-            "cell_label": rec.label,
-            "top_lines": top,
-            "seconds_into_session": round(time.perf_counter() - rec.t0, 6),
-        }
+                )
+        return GuardReport(
+            time=tick.wall,
+            rss_bytes=tick.rss_bytes,
+            threshold_bytes=self.threshold,
+            limit_bytes=self.limit,
+            fraction=self.fraction,
+            cell=rec.cell,
+            cell_label=rec.label,
+            top_lines=tuple(top),
+            seconds_into_session=round(time.perf_counter() - rec.t0, 6),
+        )
 
     def _interrupt(self) -> None:
         with _INTERRUPT_LOCK:
@@ -211,7 +208,7 @@ class MemoryGuard:
 
 
 def guard_summary(guard: MemoryGuard) -> dict[str, Any]:
-    """Summary entries a guarded session adds to its result."""
+    """Summary figures a guarded session adds to its result (``Summary`` field: value)."""
     return {
         "guard_armed": True,
         "guard_threshold_bytes": guard.threshold,

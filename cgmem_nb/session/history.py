@@ -22,14 +22,19 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .. import schema
 from ..engine import probes
-from ..engine.monitor import MONITOR, Subscription, Tick
-from .holders import OBSERVATIONS, observe
+from ..engine.monitor import MONITOR, Tick
+from ..engine.subscription import Subscription
+from .holders import log_observation
+
+if TYPE_CHECKING:
+    from .profiler import MemoryProfiler
+    from .session import Session
 
 #: The fixed part of the heavy-cell rule, in bytes.
 HEAVY_BYTES = 100 * 1000**2
@@ -83,12 +88,13 @@ class CellWatcher:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._shell: Any = None
+        self._profiler: MemoryProfiler | None = None
         self.stacks = False
         self.observe_holders = True
         self._records: deque[CellRecord] = deque(maxlen=_KEPT)
         self._pending: dict[str, Any] | None = None
         self._peak_seen = 0
-        self._sub: Subscription | None = None
+        self._sub: Subscription[Tick] | None = None
         self._last_interval_obs = 0.0
         #: Seconds between observations taken while a cell runs (0: only after cells).
         self.interval = 0.0
@@ -100,8 +106,19 @@ class CellWatcher:
         """True while cells are being recorded."""
         return self._shell is not None
 
-    def start(self, shell: Any, *, stacks: bool = False, observe_holders: bool = True, interval: float = 0.0) -> None:
-        """Record every cell of ``shell`` from the next one on (restarts with new options).
+    def start(
+        self,
+        shell: Any,
+        profiler: MemoryProfiler,
+        *,
+        stacks: bool = False,
+        observe_holders: bool = True,
+        interval: float = 0.0,
+    ) -> None:
+        """Record every cell of ``shell`` for ``profiler`` from the next one on (restarts with new options).
+
+        ``profiler`` gives the limit, the configuration (history retention), the manual
+        records of the observations and, with ``stacks``, the sessions.
 
         With ``interval`` > 0 (seconds) the holders are also observed that often
         *while a cell runs*, from the monitor thread, so a loop that leaks inside one
@@ -115,6 +132,7 @@ class CellWatcher:
         shell.events.register("pre_run_cell", self._pre)
         shell.events.register("post_run_cell", self._post)
         self._shell = shell
+        self._profiler = profiler
         if self.interval > 0 and observe_holders:
             self._sub = MONITOR.subscribe(self._on_tick, self.interval)
 
@@ -151,11 +169,11 @@ class CellWatcher:
         if self._pending is None or tick.perf - self._last_interval_obs < self.interval:
             return
         self._last_interval_obs = tick.perf
+        profiler = self._profiler
+        if profiler is None:
+            return
         try:
-            from .profiler import MEMORY_PROFILER
-
-            config = MEMORY_PROFILER.config
-            OBSERVATIONS.add(observe(limit=MEMORY_PROFILER.memory_limit().bytes), config.history_retention)
+            log_observation(profiler)
         except Exception:  # user code may change a container under the walk: skip this one
             log.debug("cgmem_nb: interval observation skipped", exc_info=True)
 
@@ -170,11 +188,9 @@ class CellWatcher:
             self._peak_seen = pending["rss_before"]
             probes.KERNEL_PEAK.reset()
             probes.KERNEL_PEAK.peaks.add(self._on_peak)
-            if self.stacks:
-                from .profiler import MEMORY_PROFILER
-
-                session = MEMORY_PROFILER.session("memwatch")
-                session._watch = True  # type: ignore[attr-defined]
+            if self.stacks and self._profiler is not None:
+                # Only the figures are needed: the holders are observed after the cell anyway.
+                session: Session = self._profiler.session("memwatch", analyze=False)
                 session.start()
                 pending["session"] = session
             self._pending = pending
@@ -204,16 +220,14 @@ class CellWatcher:
             traced_peak = traced_retained = None
             session = pending.get("session")
             if session is not None and session.running:
-                res = session.stop()
-                traced_peak = int(res.summary["peak_bytes"])
-                traced_retained = int(res.summary["retained_bytes"])
-                peak = max(peak, int(res.summary["rss_peak_bytes"]))
+                res = session.stop().summary
+                traced_peak, traced_retained = res.peak_bytes, res.retained_bytes
+                peak = max(peak, res.rss_peak_bytes)
             cell = getattr(result, "execution_count", None)
             error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)
-            from .profiler import MEMORY_PROFILER
-
-            limit = MEMORY_PROFILER.memory_limit().bytes
-            threshold = heavy_threshold(limit)
+            profiler = self._profiler
+            assert profiler is not None  # set while watching
+            threshold = heavy_threshold(profiler.memory_limit().bytes)
             record = CellRecord(
                 cell=cell if isinstance(cell, int) else None,
                 code=first_line(pending["code"]),
@@ -230,7 +244,7 @@ class CellWatcher:
             with self._lock:
                 self._records.append(record)
             if self.observe_holders:
-                OBSERVATIONS.add(observe(cell=record.cell, limit=limit), MEMORY_PROFILER.config.history_retention)
+                log_observation(profiler, cell=record.cell)
         except Exception:  # never break the user's kernel
             log.exception("cgmem_nb: %memwatch could not record a cell")
         finally:

@@ -27,25 +27,16 @@ import tracemalloc
 import types
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..engine import heap, probes
 from . import notebook
-from .variables import (
-    WALK_LIMIT,
-    Claimed,
-    cache_contents,
-    categorize,
-    exclusive_bytes,
-    get_shell,
-    hidden_names,
-    is_lru_cache,
-    measure_cached,
-    output_holders,
-    type_name,
-    user_variables,
-)
 from ..sizing import Measure, measure
+from .namespace import cache_contents, categorize, get_shell, hidden_names, is_lru_cache, output_holders, type_name, user_variables
+from .variables import WALK_LIMIT, Claimed, exclusive_bytes, measure_cached
+
+if TYPE_CHECKING:
+    from .profiler import MemoryProfiler
 
 _CONTAINERS = (dict, list, set, deque)
 _KEPT = 2000
@@ -91,25 +82,31 @@ class Observation:
     holders: Mapping[str, HolderReading] = field(default_factory=dict)
     #: Seconds the observation took.
     cost_s: float = 0.0
+    #: Bytes ``malloc_trim(0)`` would give back to the system (glibc), or None.
+    heap_releasable: int | None = None
 
 
-_modules_seen: tuple[int, list[types.ModuleType]] = (-1, [])
+# The user's modules found for the modules imported now, keyed by those modules' identities:
+# a count alone goes stale when one module is swapped for another (a test runner re-importing).
+_modules_seen: tuple[tuple[int, ...], list[types.ModuleType]] = ((), [])
 
 
 def _user_modules() -> list[types.ModuleType]:
     """The user's own imported modules (not the standard library, packages or cgmem_nb)."""
     global _modules_seen
-    if _modules_seen[0] == len(sys.modules):
+    items = list(sys.modules.items())
+    key = tuple(id(module) for _, module in items)
+    if _modules_seen[0] == key:
         return _modules_seen[1]
     found = []
-    for name, module in list(sys.modules.items()):
+    for name, module in items:
         if name == "__main__" or module is None:
             continue
         filename = getattr(module, "__file__", None)
         if not isinstance(filename, str) or notebook.is_library(filename) or notebook.is_own(filename):
             continue
         found.append(module)
-    _modules_seen = (len(sys.modules), found)
+    _modules_seen = (key, found)
     return found
 
 
@@ -163,11 +160,17 @@ def _traceback_locals(tb: Any) -> list[Any]:
 def observe(
     ns: Mapping[str, Any] | None = None,
     *,
+    limit: int,
+    records: Mapping[str, tuple[int, int]] | None = None,
     hidden: Iterable[str] = (),
     cell: int | None = None,
-    limit: int | None = None,
 ) -> Observation:
-    """Take an observation of the process and of every holder (namespace: the shell's)."""
+    """Take an observation of the process and of every holder.
+
+    ``ns`` is the namespace to look at (default: the running shell's, empty outside
+    IPython), ``limit`` the memory limit in force and ``records`` the live manual
+    records by category (``{category: (bytes, count)}``).
+    """
     started = time.perf_counter()
     shell = get_shell()
     hidden_ns = None
@@ -235,18 +238,13 @@ def observe(
                     f"module:{qual}", "module", qual, m.size, _len(value), categorize(value).value, type_name(value), None, id(value)
                 )
 
-    records = _manual_records()
-    for category, (size, count) in records.items():
+    for category, (size, count) in (records or {}).items():
         holders[f"records:{category}"] = HolderReading(
             f"records:{category}", "records", f"manual records ({category})", size, count, category, "records"
         )
 
     stats = heap.heap_stats()
     traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
-    if limit is None:
-        from .profiler import MEMORY_PROFILER
-
-        limit = MEMORY_PROFILER.memory_limit().bytes
     return Observation(
         t=time.time(),
         cell=cell,
@@ -257,17 +255,20 @@ def observe(
         limit=limit,
         holders=holders,
         cost_s=time.perf_counter() - started,
+        heap_releasable=heap.releasable_bytes(),
     )
 
 
-def _manual_records() -> dict[str, tuple[int, int]]:
-    from .profiler import MEMORY_PROFILER
+def observe_profiler(profiler: MemoryProfiler, *, cell: int | None = None) -> Observation:
+    """:func:`observe` the shell's namespace with ``profiler``'s limit and manual records."""
+    return observe(limit=profiler.memory_limit().bytes, records=profiler.records.by_category(), cell=cell)
 
-    out: dict[str, tuple[int, int]] = {}
-    for _rid, size, category, _created in MEMORY_PROFILER.tracked_allocations():
-        s, c = out.get(category, (0, 0))
-        out[category] = (s + size, c + 1)
-    return out
+
+def log_observation(profiler: MemoryProfiler, *, cell: int | None = None) -> Observation:
+    """Take an observation for ``profiler`` and keep it in :data:`OBSERVATIONS` (within its retention)."""
+    obs = observe_profiler(profiler, cell=cell)
+    OBSERVATIONS.add(obs, profiler.config.history_retention)
+    return obs
 
 
 class ObservationLog:
@@ -300,4 +301,13 @@ class ObservationLog:
 #: The process-wide observation log.
 OBSERVATIONS = ObservationLog()
 
-__all__ = ["HolderReading", "Measure", "OBSERVATIONS", "Observation", "ObservationLog", "observe"]
+__all__ = [
+    "HolderReading",
+    "Measure",
+    "OBSERVATIONS",
+    "Observation",
+    "ObservationLog",
+    "log_observation",
+    "observe",
+    "observe_profiler",
+]

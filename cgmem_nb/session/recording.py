@@ -24,8 +24,10 @@ from .. import schema
 from ..categories import CATEGORY_RULES
 from ..config import ProfilerConfig
 from ..engine import probes
-from ..engine.monitor import MONITOR, Subscription, Tick
+from ..engine.monitor import MONITOR, Tick
+from ..engine.subscription import Subscription
 from ..engine.tracers import Frame, StackStat, TraceSnapshot, Tracer
+from ..schema import Summary
 from . import notebook
 from .result import ProfileResult
 
@@ -84,7 +86,7 @@ class Recording:
         self.limit = limit
         self.tracer_note = tracer_note
         self._lock = threading.Lock()
-        self._sub: Subscription | None = None
+        self._sub: Subscription[Tick] | None = None
         self._mark: object = None
         self._ticks: list[tuple[float, int, int | None]] = []
         self._peak_snap: TraceSnapshot | None = None
@@ -172,6 +174,18 @@ class Recording:
         finally:
             self._lock.release()
 
+    def snapshot_now(self) -> TraceSnapshot | None:
+        """Snapshot the live allocations now, whatever the level (the guard does, when it
+        fires), and keep it if it is the highest yet. None when nothing is traced."""
+        tracer = self.tracer
+        if tracer is None or not self.running:
+            return None
+        with self._lock:
+            snap = tracer.snapshot(self._mark)
+            self._snap_cost += snap.cost_s
+            self._take(snap)
+        return snap
+
     def _take(self, snap: TraceSnapshot) -> None:
         if snap.live_bytes >= self._snap_level:
             self._peak_snap = snap
@@ -213,11 +227,9 @@ class Recording:
         duration = time.perf_counter() - self.t0
         rss_after = probes.rss()
         build_started = time.perf_counter()
-        result = self._build(final, traced_end, rss_after, duration, error)
+        summary, tables = self._build(final, traced_end, rss_after, duration, error)
         build_s = time.perf_counter() - build_started
-        summary = dict(result.summary)
-        summary["report_s"] = round(build_s + self._snap_cost, 6)
-        return ProfileResult._owning(summary, dict(result._tables))
+        return ProfileResult(summary.replace(report_s=round(build_s + self._snap_cost, 6)), tables, copy=False)
 
     # -- building the result ------------------------------------------------------------
     def _build(
@@ -227,7 +239,7 @@ class Recording:
         rss_after: int,
         duration: float,
         error: BaseException | None,
-    ) -> ProfileResult:
+    ) -> tuple[Summary, dict[str, pd.DataFrame]]:
         tracer = self.tracer
         estimate = bool(tracer is not None and tracer.estimate)
         peak_stats = _by_key(self._peak_snap.stats) if self._peak_snap else {}
@@ -335,31 +347,32 @@ class Recording:
         retained = (traced_end - self.traced_start) if tracer is not None else 0
         allocated = sum(r["allocated_bytes"] for r in stack_rows) if tracer is not None else 0
         peak_lines = sum(r["peak_bytes"] for r in stack_rows)
-        summary: dict[str, Any] = {
-            "label": self.label,
-            "cell": self.cell,
-            "tracer": tracer.name if tracer is not None else "disabled",
-            "estimate": estimate,
-            "started_at": datetime.fromtimestamp(self.started_wall, timezone.utc).isoformat(),
-            "duration_s": round(duration, 6),
-            "peak_bytes": peak_bytes,
-            "retained_bytes": retained,
-            "allocated_bytes": max(allocated, peak_bytes) if tracer is not None else 0,
-            "traced_start_bytes": self.traced_start,
-            "peak_coverage": round(min(peak_lines / peak_bytes, 1.0), 4) if peak_bytes else 1.0,
-            "rss_before_bytes": self.rss_before,
-            "rss_after_bytes": rss_after,
-            "rss_peak_bytes": rss_peak,
-            "limit_bytes": self.limit.bytes,
-            "limit_source": self.limit.source,
-            "stack_depth": self.depth_used,
-            "sample_interval_bytes": getattr(tracer, "interval", None) if estimate else None,
-            "stacks_total": len(stack_rows),
-            "error": None if error is None else f"{type(error).__name__}: {error}",
-            "interrupted": isinstance(error, KeyboardInterrupt),
-            "note": self.tracer_note,
-            "profiler_bytes": own_bytes,
-        }
+        sampling = getattr(tracer, "interval", None) if estimate else None
+        summary = Summary(
+            label=self.label,
+            cell=self.cell,
+            tracer=tracer.name if tracer is not None else "disabled",
+            estimate=estimate,
+            started_at=datetime.fromtimestamp(self.started_wall, timezone.utc).isoformat(),
+            duration_s=round(duration, 6),
+            peak_bytes=peak_bytes,
+            retained_bytes=retained,
+            allocated_bytes=max(allocated, peak_bytes) if tracer is not None else 0,
+            traced_start_bytes=self.traced_start,
+            peak_coverage=round(min(peak_lines / peak_bytes, 1.0), 4) if peak_bytes else 1.0,
+            rss_before_bytes=self.rss_before,
+            rss_after_bytes=rss_after,
+            rss_peak_bytes=rss_peak,
+            limit_bytes=self.limit.bytes,
+            limit_source=self.limit.source,
+            stack_depth=self.depth_used,
+            sample_interval_bytes=int(sampling) if isinstance(sampling, int) else None,
+            stacks_total=len(stack_rows),
+            error=None if error is None else f"{type(error).__name__}: {error}",
+            interrupted=isinstance(error, KeyboardInterrupt),
+            note=self.tracer_note,
+            profiler_bytes=own_bytes,
+        )
         for row in stack_rows:
             row.pop("_filename")
             row.pop("_lineno")
@@ -370,4 +383,4 @@ class Recording:
             "threads": schema.make_frame("threads", threads),
             "timeline": schema.make_frame("timeline", timeline),
         }
-        return ProfileResult._owning(summary, tables)
+        return summary, tables

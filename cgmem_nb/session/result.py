@@ -1,82 +1,29 @@
 """``ProfileResult``: the finished, immutable record of one profiling session.
 
-A result holds a summary (a read-only mapping of headline figures) and tables
-(DataFrames whose columns are documented in :mod:`cgmem_nb.schema`). The
-properties hand out copies, so a result never changes after it is made.
-``to_json()`` / ``ProfileResult.from_json()`` round-trip to an equal result.
+A result holds a :class:`~cgmem_nb.schema.Summary` (headline figures, a frozen
+dataclass) and tables (DataFrames whose columns are documented in
+:mod:`cgmem_nb.schema`). The table properties hand out copies, so a result never
+changes after it is made. ``to_json()`` / ``ProfileResult.from_json()`` and
+``to_csv()`` / ``from_csv()`` round-trip to an equal result (the file formats are
+:mod:`cgmem_nb.session.serialize`'s).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
-import tempfile
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Mapping
 
 import pandas as pd
 
 from ..errors import ResultFormatError
-from ..schema import TABLES, make_frame
+from ..schema import TABLES, Summary, make_frame
+from . import hooks
+from .serialize import dumps, read_csv_export, table_from_dict, table_to_dict, write_atomically, write_tables_csv
 
 _FORMAT = "cgmem_nb.ProfileResult"
 _VERSION = 1
-
-
-def json_value(value: Any) -> Any:
-    """A JSON-safe form of a table cell or summary value: pandas NA and NaN become
-    None, numpy scalars Python ones, dataclasses dicts, enums their value; what is
-    already JSON-safe is returned as is, anything else as text."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, (str, int, float, bool, list, dict)):
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if hasattr(value, "value") and hasattr(value, "name"):  # enums
-        return value.value
-    if isinstance(value, Mapping):
-        return dict(value)
-    return str(value)
-
-
-def table_to_dict(frame: pd.DataFrame) -> dict[str, Any]:
-    """A table as ``{"columns", "dtypes", "data"}`` (JSON-safe; :func:`table_from_dict` undoes it)."""
-    return {
-        "columns": list(frame.columns),
-        "dtypes": {c: str(t) for c, t in frame.dtypes.items()},
-        "data": [[json_value(v) for v in row] for row in frame.itertuples(index=False, name=None)],
-    }
-
-
-def table_from_dict(spec: Mapping[str, Any]) -> pd.DataFrame:
-    """The table saved by :func:`table_to_dict`, with its dtypes."""
-    frame = pd.DataFrame(spec["data"], columns=spec["columns"])
-    return frame.astype(spec["dtypes"]) if len(spec["columns"]) else frame
-
-
-def write_atomically(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class ProfileResult:
@@ -84,28 +31,25 @@ class ProfileResult:
 
     __slots__ = ("_summary", "_tables")
 
-    def __init__(self, summary: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> None:
-        self._summary: Mapping[str, Any] = MappingProxyType(dict(summary))
-        full = {name: make_frame(name) for name in TABLES if name not in tables}
-        full.update({name: frame.copy() for name, frame in tables.items()})
-        self._tables: Mapping[str, pd.DataFrame] = MappingProxyType(full)
+    def __init__(
+        self, summary: Summary | Mapping[str, Any], tables: Mapping[str, pd.DataFrame], *, copy: bool = True
+    ) -> None:
+        """A result of ``summary`` (a :class:`Summary`, or its :meth:`~Summary.to_dict` form)
+        and ``tables`` (tables of :data:`cgmem_nb.schema.TABLES` not given are empty).
 
-    @classmethod
-    def _owning(cls, summary: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> "ProfileResult":
-        """A result that takes ``tables`` without copying them (for frames nobody else holds)."""
-        result = cls.__new__(cls)
-        result._summary = MappingProxyType(dict(summary))
+        ``copy=False`` takes the frames as they are: for frames made for this result that
+        nobody else holds (the session layer's recordings, a result's own frames).
+        """
+        self._summary = Summary.from_dict(summary)
         full = {name: make_frame(name) for name in TABLES if name not in tables}
-        full.update(tables)
-        result._tables = MappingProxyType(full)
-        return result
+        full.update({name: frame.copy() for name, frame in tables.items()} if copy else tables)
+        self._tables: Mapping[str, pd.DataFrame] = full
 
     # -- figures -----------------------------------------------------------------
     @property
-    def summary(self) -> Mapping[str, Any]:
-        """Headline figures: ``peak_bytes``, ``retained_bytes``, ``allocated_bytes``,
-        ``rss_before_bytes``, ``rss_after_bytes``, ``rss_peak_bytes``, ``duration_s``,
-        ``tracer``, ``cell`` and more (see the docs)."""
+    def summary(self) -> Summary:
+        """Headline figures (``summary.peak_bytes``, ``summary.retained_bytes``, ...; see
+        :class:`~cgmem_nb.schema.Summary`)."""
         return self._summary
 
     def table(self, name: str) -> pd.DataFrame:
@@ -160,17 +104,21 @@ class ProfileResult:
         """Recommendations made when this session stopped (schema ``recommendations``)."""
         return self.table("recommendations")
 
-    def with_tables(self, **tables: pd.DataFrame) -> "ProfileResult":
+    def with_tables(self, **tables: pd.DataFrame) -> ProfileResult:
         """A new result with tables added or replaced (used by the analysis)."""
         merged = dict(self._tables)  # frames of an immutable result: safe to share
         merged.update({name: frame.copy() for name, frame in tables.items()})
-        return ProfileResult._owning(self._summary, merged)
+        return ProfileResult(self._summary, merged, copy=False)
+
+    def with_summary(self, **changes: Any) -> ProfileResult:
+        """A new result whose summary has ``changes`` applied (tables shared, not copied)."""
+        return ProfileResult(self._summary.replace(**changes), self._tables, copy=False)
 
     # -- equality and display ------------------------------------------------------
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ProfileResult):
             return NotImplemented
-        if dict(self._summary) != dict(other._summary) or set(self._tables) != set(other._tables):
+        if self._summary != other._summary or set(self._tables) != set(other._tables):
             return False
         return all(self._tables[n].equals(other._tables[n]) for n in self._tables)
 
@@ -178,26 +126,21 @@ class ProfileResult:
 
     def __repr__(self) -> str:
         s = self._summary
-        return (
-            f"<ProfileResult {s.get('label') or ''} peak={s.get('peak_bytes')} "
-            f"retained={s.get('retained_bytes')} tracer={s.get('tracer')}>"
-        )
+        return f"<ProfileResult {s.label} peak={s.peak_bytes} retained={s.retained_bytes} tracer={s.tracer}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        # Display is the outputs layer's job; imported here, lazily, at the edge.
-        from ..outputs.report import render_bundle
-
-        return render_bundle(self)
+        # Rendering is the outputs layer's job; it is reached through the facade.
+        return hooks.facade().render(self)
 
     # -- serialization ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict holding everything in the result."""
         tables = {name: table_to_dict(frame) for name, frame in self._tables.items()}
-        return {"format": _FORMAT, "version": _VERSION, "summary": dict(self._summary), "tables": tables}
+        return {"format": _FORMAT, "version": _VERSION, "summary": self._summary.to_dict(), "tables": tables}
 
     def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int | None = None) -> str:
         """The result as JSON text; also written (atomically) to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=json_value)
+        text = dumps(self.to_dict(), indent=indent)
         if path is not None:
             write_atomically(path, text)
         return text
@@ -206,19 +149,16 @@ class ProfileResult:
         """Write each table to ``directory/NAME.csv`` (atomically) plus a ``manifest.json``
         with the dtypes and the summary; returns ``{table: path}``. Read it back with
         :meth:`from_csv` or ``cgmem_nb.export.read_csv_tables(directory)``."""
-        from ..outputs.export import result_to_csv
-
-        return result_to_csv(self, directory)
+        return write_tables_csv(directory, self._tables, extra={"summary": self._summary.to_dict()})
 
     @classmethod
-    def from_csv(cls, directory: str | os.PathLike[str]) -> "ProfileResult":
+    def from_csv(cls, directory: str | os.PathLike[str]) -> ProfileResult:
         """Read a result written by :meth:`to_csv`."""
-        from ..outputs.export import read_result_csv
-
-        return read_result_csv(directory)
+        tables, manifest = read_csv_export(directory)
+        return cls(manifest.get("summary", {}), tables)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ProfileResult":
+    def from_dict(cls, data: Mapping[str, Any]) -> ProfileResult:
         """Rebuild a result from :meth:`to_dict` output."""
         if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
             raise ResultFormatError(
@@ -231,7 +171,7 @@ class ProfileResult:
         return cls(data.get("summary", {}), tables)
 
     @classmethod
-    def from_json(cls, source: str | os.PathLike[str]) -> "ProfileResult":
+    def from_json(cls, source: str | os.PathLike[str]) -> ProfileResult:
         """Read a result from JSON text or from a file path."""
         text = str(source)
         if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):

@@ -16,10 +16,7 @@ census every cell stays cheap on a namespace of a few GB.
 
 from __future__ import annotations
 
-import functools
-import gc
 import sys
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -27,16 +24,24 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from .. import schema
-from ..categories import AllocationType
 from ..sizing import Measure, array_root, measure
+from .namespace import (
+    cache_contents,
+    cache_holders,
+    categorize,
+    get_shell,
+    hidden_names,
+    is_lru_cache,
+    output_holders,
+    type_name,
+    user_variables,
+)
 
 #: Containers with at least this many elements are re-measured only when their length changes.
 BIG_CONTAINER = 1000
 #: Objects walked per variable at most (the size is then a lower bound, ``truncated``).
 WALK_LIMIT = 200_000
 _CACHE_MAX = 4096
-_OUTPUT_ALIASES = ("_", "__", "___")
-_IPYTHON_NAMES = frozenset({"In", "Out", "exit", "quit", "get_ipython", "open"})
 
 
 @dataclass(frozen=True)
@@ -64,84 +69,6 @@ class VariableInfo:
     length: int | None
     #: True when the walk stopped at :data:`WALK_LIMIT` objects (size is a lower bound).
     truncated: bool
-
-
-def type_name(obj: Any) -> str:
-    """``pandas.DataFrame`` style name of ``type(obj)`` (builtins unqualified)."""
-    t = type(obj)
-    module = t.__module__.split(".")[0]
-    return t.__qualname__ if module == "builtins" else f"{module}.{t.__qualname__}"
-
-
-def is_lru_cache(obj: Any) -> bool:
-    """True for a ``functools.lru_cache`` / ``functools.cache`` wrapper."""
-    return isinstance(obj, functools._lru_cache_wrapper)
-
-
-def categorize(obj: Any, *, _depth: int = 0) -> AllocationType:
-    """The category an object's memory belongs to, from its type.
-
-    numpy/pandas/arrow objects are ``Vector``; ``str`` is ``String``; ``bytes``,
-    ``bytearray`` and ``memoryview`` are ``Buffer``; caches are ``Cache``; graph
-    libraries' graphs are ``Graph``; compiled patterns ``Parser``; containers
-    take the category of their first non-empty element.
-    """
-    if is_lru_cache(obj):
-        return AllocationType.Cache
-    module = type(obj).__module__.split(".")[0]
-    if module in ("numpy", "pandas", "pyarrow", "polars", "scipy", "torch", "xarray"):
-        return AllocationType.Vector
-    if module in ("networkx", "igraph", "graph_tool", "rustworkx"):
-        return AllocationType.Graph
-    if module in ("faiss", "annoy", "hnswlib", "sqlite3"):
-        return AllocationType.Index
-    if isinstance(obj, str):
-        return AllocationType.String
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return AllocationType.Buffer
-    if module == "re":
-        return AllocationType.Parser
-    if "cache" in type(obj).__name__.lower():
-        return AllocationType.Cache
-    if _depth < 3:
-        first = _first_element(obj)
-        if first is None:
-            attrs = getattr(obj, "__dict__", None)
-            if isinstance(attrs, dict) and attrs:
-                first = max(attrs.values(), key=_shallow_size)
-                if first is obj:
-                    first = None
-        if first is not None:
-            return categorize(first, _depth=_depth + 1)
-    return AllocationType.Unknown
-
-
-def _shallow_size(obj: Any) -> int:
-    try:
-        return sys.getsizeof(obj)
-    except TypeError:
-        return 0
-
-
-def _first_element(obj: Any) -> Any:
-    try:
-        if isinstance(obj, dict):
-            return next(iter(obj.values()), None)
-        if isinstance(obj, (list, tuple)):
-            return obj[-1] if obj else None
-        if isinstance(obj, (set, frozenset)):
-            return next(iter(obj), None)
-        if hasattr(obj, "maxlen") and hasattr(obj, "appendleft"):  # deque
-            return obj[-1] if len(obj) else None
-    except Exception:
-        return None
-    return None
-
-
-def cache_contents(wrapper: Any) -> list[Any]:
-    """The keys and values an ``lru_cache`` wrapper holds (through the garbage collector)."""
-    skip = {id(getattr(wrapper, "__wrapped__", None)), id(getattr(wrapper, "__dict__", None))}
-    return [r for r in gc.get_referents(wrapper) if id(r) not in skip and not isinstance(r, type) and type(r) is not object]
 
 
 # -- measuring, with a cache ---------------------------------------------------------------
@@ -238,72 +165,6 @@ def exclusive_bytes(m: Measure, obj: Any, claimed: Claimed) -> int:
         if root in claimed.buffers:
             size -= shown
     return max(size, 0)
-
-
-# -- the namespace -------------------------------------------------------------------------
-def get_shell() -> Any:
-    """The running IPython shell, or None."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return None
-    try:
-        return ipython.get_ipython()
-    except Exception:
-        return None
-
-
-def user_variables(ns: Mapping[str, Any], hidden: Iterable[str] = ()) -> dict[str, Any]:
-    """The names a user would call their variables (``%who``'s rule, plus caches).
-
-    Skipped: names starting with ``_``, IPython's own names, modules, functions
-    and classes (an ``lru_cache``-wrapped function is kept: it holds data).
-    """
-    import types
-
-    hide = set(hidden) | _IPYTHON_NAMES
-    out = {}
-    for name, value in list(ns.items()):
-        if name.startswith("_") or name in hide:
-            continue
-        if isinstance(value, (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
-            continue
-        out[name] = value
-    return out
-
-
-def _hidden_names(shell: Any) -> set[str]:
-    hidden = getattr(shell, "user_ns_hidden", None) or {}
-    ns = shell.user_ns
-    # A hidden name the user rebound is theirs again.
-    return {n for n, v in hidden.items() if ns.get(n, v) is v}
-
-
-def output_holders(ns: Mapping[str, Any], hidden_ns: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``Out[n]`` entries and the ``_``, ``__``, ``___`` aliases: holder name -> object.
-
-    IPython also keeps the last three outputs in ``user_ns_hidden`` (``%reset -f out``
-    does not clear those): pass it as ``hidden_ns`` to see them, named ``_ (hidden)``.
-    """
-    holders: dict[str, Any] = {}
-    out = ns.get("Out")
-    if isinstance(out, dict):
-        for n, value in sorted(out.items()):
-            if value is not None:
-                holders[f"Out[{n}]"] = value
-    for alias in _OUTPUT_ALIASES:
-        value = ns.get(alias)
-        if value is not None and not (isinstance(value, str) and value == ""):
-            holders[alias] = value
-    for alias in _OUTPUT_ALIASES if hidden_ns is not None else ():
-        value = hidden_ns.get(alias) if hidden_ns is not None else None
-        if value is not None and not (isinstance(value, str) and value == ""):
-            holders[f"{alias} (hidden)"] = value
-    return holders
-
-
-def cache_holders(ns: Mapping[str, Any]) -> dict[str, Any]:
-    """``lru_cache``/``cache`` wrappers among ``ns``'s values: display name -> wrapper."""
-    return {name: value for name, value in ns.items() if is_lru_cache(value)}
 
 
 def _length(obj: Any) -> int | None:
@@ -408,10 +269,8 @@ def variables(ns: Mapping[str, Any] | None = None) -> pd.DataFrame:
         shell = get_shell()
         if shell is None:
             return schema.make_frame("variables")
-        ns, hidden = shell.user_ns, _hidden_names(shell)
-    started = time.perf_counter()
+        ns, hidden = shell.user_ns, hidden_names(shell)
     rows = census(ns, hidden)
-    _ = time.perf_counter() - started
     return schema.make_frame(
         "variables",
         (
@@ -430,8 +289,3 @@ def variables(ns: Mapping[str, Any] | None = None) -> pd.DataFrame:
             for r in rows
         ),
     )
-
-
-def hidden_names(shell: Any) -> set[str]:
-    """Names IPython put in the namespace itself (not the user's), unless rebound."""
-    return _hidden_names(shell)

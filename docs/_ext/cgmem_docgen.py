@@ -8,7 +8,9 @@ Writes ``docs/generated/*.md`` (git-ignored) before Sphinx reads the sources:
 - ``schemas.md`` from ``cgmem_nb.schema.schema_markdown()``;
 - ``configuration.md`` from the ``ProfilerConfig`` fields, their ``#:`` comments and
   ``cgmem_nb.config.ENV_VARS``;
-- ``cli-usage.md`` from the command line's parser.
+- ``cli-usage.md`` from the command line's parser;
+- ``versions-table.md`` from ``cgmem_nb.engine.versions`` (the one table of supported
+  CPython versions), included by ``versions.md``.
 
 It also fills the "Capabilities" toctree of ``index.md`` with every other page in
 ``docs/`` (analysis, dashboard, exports, guard, panel, sampler, ... whichever exist).
@@ -26,7 +28,7 @@ DOCS = Path(__file__).resolve().parent.parent
 GENERATED = DOCS / "generated"
 CAPABILITIES_MARKER = "<!-- capability pages -->"
 #: Pages written by hand for the index's fixed sections (everything else is a capability page).
-CORE_PAGES = {"index", "installation", "tour", "pytest-plugin", "cli", "overhead", "limits"}
+CORE_PAGES = {"index", "installation", "tour", "pytest-plugin", "cli", "overhead", "limits", "architecture", "versions"}
 
 
 def _escape_cell(text: str) -> str:
@@ -90,10 +92,15 @@ def magics_markdown() -> str:
 # -- API -----------------------------------------------------------------------------------
 
 _EXTRA_API = [
-    ("cgmem_nb.session.profiler", "Session"),
-    ("cgmem_nb.session.profiler", "CategoryScope"),
+    ("cgmem_nb.session.scope", "CategoryScope"),
+    ("cgmem_nb.session.runner", "run_in_session"),
+    ("cgmem_nb.schema", "GuardReport"),
+    ("cgmem_nb.schema", "GuardLine"),
     ("cgmem_nb.schema", "make_frame"),
     ("cgmem_nb.schema", "schema_markdown"),
+    ("cgmem_nb.outputs.feed", "LiveFeed"),
+    ("cgmem_nb.outputs.charts", "ChartSpec"),
+    ("cgmem_nb.outputs.charts", "ChartContext"),
     ("cgmem_nb.integrations.cli", "main"),
     ("cgmem_nb.integrations.memgates", "limit_message"),
     ("cgmem_nb.integrations.memgates", "leak_message"),
@@ -112,6 +119,8 @@ def _defining_module(name: str) -> str:
 
 
 def _directive(qualname: str, obj: Any) -> list[str]:
+    if inspect.ismodule(obj):
+        return [f".. automodule:: {obj.__name__}", "   :members:", ""]
     if inspect.isclass(obj) and issubclass(obj, BaseException):
         return [f".. autoexception:: {qualname}", "   :show-inheritance:", ""]
     if inspect.isclass(obj):
@@ -233,6 +242,7 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 
 def generate(app: Any = None) -> None:
+    from cgmem_nb.engine.versions import versions_markdown
     from cgmem_nb.schema import schema_markdown
 
     GENERATED.mkdir(exist_ok=True)
@@ -250,6 +260,7 @@ def generate(app: Any = None) -> None:
         "schemas.md": schemas,
         "configuration.md": configuration_markdown(),
         "cli-usage.md": cli_usage_markdown(),
+        "versions-table.md": "<!-- generated from cgmem_nb.engine.versions.VERSIONS -->\n\n" + versions_markdown(),
     }
     for name, text in pages.items():
         _write_if_changed(GENERATED / name, text)

@@ -23,7 +23,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 READ_TIMELINE = """() => {
   const docs = (window.Bokeh && window.Bokeh.documents) || [];
   for (const doc of docs) {
-    const src = doc.get_model_by_name('timeline');
+    const src = doc.get_model_by_name('cgmem_timeline');
     if (src) { const t = src.data.t; return {n: t.length, last: t.length ? t[t.length - 1] : null}; }
   }
   return null;
@@ -32,7 +32,7 @@ READ_TIMELINE = """() => {
 
 READ_MARKERS = """() => {
   for (const doc of window.Bokeh.documents) {
-    const src = doc.get_model_by_name('markers');
+    const src = doc.get_model_by_name('cgmem_markers');
     if (src) { return {labels: Array.from(src.data.label), kinds: Array.from(src.data.kind)}; }
   }
   return null;

@@ -1,6 +1,6 @@
 """The live panel in real JupyterLab: it moves while a ``%%memprofile --live`` cell runs.
 
-A cell appends a 10 MB block every 0.2 s for 4 s. While its prompt shows
+A cell appends a 10 MB block every 0.3 s for 6 s. While its prompt shows
 ``[*]``, the chart's data source on the page gains points and the panel's
 figures / pressure text change between two readings 2 s apart; after the cell
 ends the panel shows the final traced peak of the cell's ProfileResult.
@@ -45,15 +45,15 @@ import numpy as np
 blocks = []
 for _ in range(20):
     blocks.append(np.ones(1_250_000))  # 10 MB
-    time.sleep(0.2)
+    time.sleep(0.3)  # 6 s in all: time for the page to render the panel, then two readings 2 s apart
 """
 
 CHECK = """\
-print("traced peak:", format_bytes(MEMORY_PROFILER.last_result.summary["peak_bytes"]))
+print("traced peak:", format_bytes(MEMORY_PROFILER.last_result.summary.peak_bytes))
 """
 
 STATUS = ".cgmem-panel-status"
-SOURCE = "cgmem_live_timeline"
+SOURCE = "cgmem_timeline"
 
 
 def _rows(page: Page) -> int:

@@ -17,13 +17,13 @@ from cgmem_nb.engine.events import (
     LeakDetected,
     MemoryPressure,
     PressureLevel,
-    PressureTracker,
     ProfilerEvent,
     Sample,
     SessionFinished,
     SessionStarted,
     ThresholdBreached,
 )
+from cgmem_nb.engine.pressure import PressureTracker
 
 
 def _sample(i: int, source: int = 0) -> Sample:
@@ -115,7 +115,7 @@ def test_callback_exceptions_are_logged_counted_and_isolated(caplog: pytest.LogC
     bad = bus.subscribe(broken)
     bus.subscribe(good_after.append)
     receiver = bus.receiver()
-    with caplog.at_level(logging.ERROR, logger="cgmem_nb.engine.events"):
+    with caplog.at_level(logging.ERROR, logger="cgmem_nb.engine.subscription"):
         for i in range(5):
             bus.publish(_sample(i))  # must not raise
     assert len(good_before) == len(good_after) == len(receiver.drain()) == 5
@@ -149,6 +149,15 @@ def test_unreferenced_receiver_is_released_by_the_bus() -> None:
 
 def test_process_wide_bus_exists() -> None:
     assert isinstance(EVENT_BUS, EventBus)
+
+
+def test_the_bus_and_the_monitor_hand_out_one_kind_of_subscription() -> None:
+    from cgmem_nb.engine.monitor import Monitor
+    from cgmem_nb.engine.subscription import Subscription
+
+    with EventBus().subscribe(lambda e: None) as on_bus, Monitor().subscribe(lambda t: None, 0.05) as on_monitor:
+        assert type(on_bus) is type(on_monitor) is Subscription
+    assert on_bus.closed and on_monitor.closed
 
 
 # ----------------------------------------------------------------- bus, async

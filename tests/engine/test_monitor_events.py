@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pytest
 
-from cgmem_nb import MEMORY_PROFILER
+from cgmem_nb import MEMORY_PROFILER, ConfigError
 from cgmem_nb.engine import probes
 from cgmem_nb.engine.events import (
     EVENT_BUS,
@@ -118,8 +118,8 @@ def test_sessions_publish_started_and_finished_with_the_result_summary() -> None
     assert isinstance(started, SessionStarted) and isinstance(finished, SessionFinished)
     assert started.session_id == finished.session_id == s.session_id
     assert finished.label == "events-test"
-    assert s.result is not None and finished.summary["peak_bytes"] == s.result.summary["peak_bytes"]
-    assert finished.summary["peak_bytes"] >= 20 * MB
+    assert s.result is not None and finished.summary.peak_bytes == s.result.summary.peak_bytes
+    assert finished.summary.peak_bytes >= 20 * MB
 
 
 def test_pressure_is_published_once_per_crossing_with_hysteresis(small_limit: Callable[[int], None]) -> None:
@@ -150,8 +150,48 @@ def test_pressure_is_published_once_per_crossing_with_hysteresis(small_limit: Ca
         blocks.clear()                                          # HIGH -> LOW in one step
         _wait_for_sample(receiver, seen, lambda r: r / limit < 0.68)
     pressures = [e for e in seen if isinstance(e, MemoryPressure)]
-    assert [p.level for p in pressures] == [PressureLevel.MEDIUM, PressureLevel.HIGH, PressureLevel.LOW], [
+    levels = [p.level for p in pressures]
+    # Freeing 0.9 of the limit takes a while (one munmap per chunk, each outside the GIL): a tick
+    # may land half-way down and publish MEDIUM on the way, which is a real crossing, once.
+    middle = levels[2:-1]
+    assert levels[:2] == [PressureLevel.MEDIUM, PressureLevel.HIGH] and levels[-1] == PressureLevel.LOW, [
         (p.level, round(p.fraction, 3)) for p in pressures
     ]
+    assert middle in ([], [PressureLevel.MEDIUM]), [(p.level, round(p.fraction, 3)) for p in pressures]
     assert all(p.limit == limit for p in pressures)
-    assert pressures[0].fraction >= 0.70 and pressures[1].fraction >= 0.85 and pressures[2].fraction < 0.68
+    assert pressures[0].fraction >= 0.70 and pressures[1].fraction >= 0.85 and pressures[-1].fraction < 0.68
+    if middle:
+        assert 0.68 <= pressures[2].fraction < 0.85
+
+
+def test_real_time_monitoring_off_means_no_live_events_and_a_clear_refusal() -> None:
+    before = MEMORY_PROFILER.config
+    got: list[ProfilerEvent] = []
+    try:
+        MEMORY_PROFILER.initialize(real_time_monitoring=False)
+        with EVENT_BUS.subscribe(got.append), MONITOR.keep_alive(0.02):  # the monitor ticks, and listeners wait
+            with MEMORY_PROFILER.session("quiet"):
+                time.sleep(0.3)
+        assert got == []  # no Sample, no MemoryPressure, no SessionStarted / SessionFinished
+        for call in (MEMORY_PROFILER.start_monitoring, lambda: MEMORY_PROFILER.subscribe(got.append)):
+            with pytest.raises(ConfigError, match="real_time_monitoring is False.*initialize\\(real_time_monitoring=True\\)"):
+                call()
+        MEMORY_PROFILER.initialize(real_time_monitoring=True)
+        with EVENT_BUS.subscribe(got.append), MONITOR.keep_alive(0.02):
+            with MEMORY_PROFILER.session("loud"):
+                time.sleep(0.3)
+        kinds = {type(e) for e in got}
+        assert {Sample, SessionStarted, SessionFinished} <= kinds
+    finally:
+        MEMORY_PROFILER.initialize(before)
+
+
+def test_every_sample_carries_the_limit_and_the_level_in_force(small_limit: Callable[[int], None]) -> None:
+    base = probes.rss()
+    small_limit(int(base / 0.75))  # RSS at 75% of the limit: MEDIUM
+    with MEMORY_PROFILER.start_monitoring() as receiver:
+        seen: list[ProfilerEvent] = []
+        _wait_for_sample(receiver, seen, lambda r: r > 0)
+    sample = next(e for e in seen if isinstance(e, Sample))
+    assert sample.limit_bytes == MEMORY_PROFILER.memory_limit().bytes
+    assert sample.level is PressureLevel.MEDIUM

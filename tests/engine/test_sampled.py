@@ -11,7 +11,7 @@ import sys
 import threading
 import tracemalloc
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +34,6 @@ pytestmark = pytest.mark.skipif(
     sampled.get_tracer() is None, reason=f"sampled tracer unavailable: {sampled.unavailable_reason()}"
 )
 needs_numpy = pytest.mark.skipif(np is None, reason="numpy is not installed")
-
-
-@pytest.fixture
-def tracer() -> Iterator[sampled.SampledTracer]:
-    """The process-wide sampled tracer, stopped and at the default interval afterwards."""
-    t = sampled.get_tracer()
-    assert t is not None
-    assert not t.is_running(), "a previous test left the sampled tracer running"
-    t.set_interval(sampled.DEFAULT_INTERVAL_BYTES)
-    t.seed(20240607)
-    yield t
-    while t.is_running():
-        t.stop()
-    t.set_interval(sampled.DEFAULT_INTERVAL_BYTES)
-    if tracemalloc.is_tracing():
-        tracemalloc.stop()
 
 
 def site_bytes(snap: TraceSnapshot, line: int, *, live: bool = True) -> int:
@@ -410,11 +394,14 @@ def test_start_stop_stress_in_a_subprocess(dev_mode: bool) -> None:
 
 
 def test_unavailable_extension_gives_none_and_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sampled, "_loaded", True)
     monkeypatch.setattr(sampled, "_ext", None)
     monkeypatch.setattr(sampled, "_reason", "no compiler")
     monkeypatch.setattr(sampled, "_warned", False)
-    with pytest.warns(RuntimeWarning, match="no compiler"):
+    with pytest.warns(RuntimeWarning, match="no compiler") as record:
         assert sampled.get_tracer() is None
+    message = str(record[0].message)
+    assert "exact tracer (tracemalloc)" in message and "slower" in message, "says what the user loses"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert sampled.get_tracer() is None

@@ -387,7 +387,7 @@ towns = pd.DataFrame({'town': [f'town_{i % 10}_' + 'x' * 40 for i in range(20_00
     recs = r.recommendations
     assert {"big_temporaries", "category_columns"} <= set(recs["rule"]), recs[["rule", "target"]]
     temp = recs[recs["rule"] == "big_temporaries"].iloc[0]
-    assert temp["target"] == f"In[{r.summary['cell']}]:2"  # the line that made the 40 MB temporary
+    assert temp["target"] == f"In[{r.summary.cell}]:2"  # the line that made the 40 MB temporary
     assert int(temp["estimated_savings"]) >= 35 * MB
     assert recs[recs["rule"] == "category_columns"]["target"].iloc[0] == "towns.town"
     assert int(r.patterns["peak_usage"].max()) >= 40 * MB
@@ -400,11 +400,13 @@ def test_interval_observations_see_a_leak_grow_inside_one_long_cell(shell: Any) 
         import time, numpy as np
         grow = []
         for _ in range(12):
-            grow.append(np.ones(250_000))  # 2 MB every 0.1 s, all in one cell
             time.sleep(0.1)
+            grow.append(np.ones(250_000))  # 2 MB every 0.1 s, all in one cell, the last as it ends
     """)
     found = leaks(shell)
     row = found[found["holder"] == "grow"]
     assert len(row) == 1, found
+    # Still growing when the cell ended (a sleep after the last append would let interval
+    # observations see it flat, and three flat steps make it "held").
     assert row["status"].iloc[0] == "growing"
     assert int(row["observations"].iloc[0]) >= 5  # seen during the cell, not only after it

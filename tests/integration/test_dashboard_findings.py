@@ -1,19 +1,15 @@
-"""Leaks and recommendations reach the dashboard from the analysis layer and the event bus, when present."""
+"""Leaks and recommendations reach the dashboard's live feed from the analysis polls and the event bus."""
 
 from __future__ import annotations
 
-import sys
+import dataclasses
 import time
-from dataclasses import dataclass
-import types
 import urllib.request
-from typing import Any, Callable
 
 import pytest
 
-from cgmem_nb import MemoryProfiler, ProfilerConfig, export
-from cgmem_nb.analysis.model import Difficulty, LeakImpact, MemoryLeak, Recommendation
-from cgmem_nb.outputs.dashboard import MemoryDashboard
+from cgmem_nb import EVENT_BUS, LeakDetected, MemoryDashboard, MemoryProfiler, ProfilerConfig, export
+from cgmem_nb.schema import Difficulty, LeakImpact, MemoryLeak, Recommendation
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +17,7 @@ pytestmark = pytest.mark.integration
 LEAK = MemoryLeak(
     leak_id="L1", holder="cache", holder_kind="variable", category="Cache", size=12_000_000, growth=12_000_000,
     growth_rate=1e6, age=12.0, first_seen=time.time() - 12, last_seen=time.time(), first_cell=1, last_cell=3,
-    observations=3, status="growing", estimated_impact=LeakImpact.High, time_to_limit=None, reason="grows every cell",
+    observations=3, status="growing", estimated_impact=LeakImpact.HIGH, time_to_limit=None, reason="grows every cell",
     fix="cache.clear()",
 )
 REC = Recommendation(
@@ -56,10 +52,11 @@ def test_analysis_methods_feed_the_exports_and_the_page() -> None:
     dash.start_server(port=0, quiet=True)
     try:
         deadline = time.monotonic() + 10
-        while (dash._feed is None or not dash._feed.leaks) and time.monotonic() < deadline:
+        while (dash.feed is None or not dash.feed.findings()[0]) and time.monotonic() < deadline:
             time.sleep(0.05)
-        _, leaks, recs = dash._feed.findings()  # type: ignore[union-attr]
-        assert [r["holder"] for r in leaks] == ["cache"] and recs[0]["estimated_savings"] == 4_000_000
+        assert dash.feed is not None
+        leaks, recs = dash.feed.findings()
+        assert [k.holder for k in leaks] == ["cache"] and recs[0].estimated_savings == 4_000_000
         time.sleep(0.3)  # past the /metrics cache
         assert _metric(dash.port or 0, "cgmem_leaks_detected_total") == 1
     finally:
@@ -79,51 +76,29 @@ def test_a_clean_profiler_shows_empty_findings_not_fake_ones() -> None:
     dash.start_server(port=0, quiet=True)
     try:
         time.sleep(0.3)
-        assert dash._feed is not None
-        _, leaks, recs_shown = dash._feed.findings()
+        assert dash.feed is not None
+        leaks, recs_shown = dash.feed.findings()
         assert leaks == []  # no leak without one planted
-        assert {r["rule"] for r in recs_shown} <= set(recs["rule"])  # only what the rules found
+        assert {r.rule for r in recs_shown} <= set(recs["rule"])  # only what the rules found
         assert _metric(dash.port or 0, "cgmem_leaks_detected_total") == 0
     finally:
         dash.stop()
 
 
-def test_leak_events_on_the_bus_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
-    subscribers: list[Callable[[Any], None]] = []
-
-    class Sub:
-        def close(self) -> None:
-            subscribers.clear()
-
-    class Bus:
-        def subscribe(self, callback: Callable[[Any], None], types: Any = None) -> Sub:
-            subscribers.append(callback)
-            return Sub()
-
-    @dataclass(frozen=True)
-    class LeakDetected:
-        leak: Any
-        timestamp: float
-        kind = "leak_detected"
-
-    class RecommendationGenerated:
-        kind = "recommendation_generated"
-
-    events = types.ModuleType("cgmem_nb.engine.events")
-    events.EVENT_BUS = Bus()  # type: ignore[attr-defined]
-    events.LeakDetected = LeakDetected  # type: ignore[attr-defined]
-    events.RecommendationGenerated = RecommendationGenerated  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "cgmem_nb.engine.events", events)
+def test_leak_events_on_the_bus_reach_the_feed_and_are_counted_once_each() -> None:
     dash = MemoryDashboard(MemoryProfiler(ProfilerConfig()))
     dash.start_server(port=0, quiet=True)
     try:
-        assert len(subscribers) == 1
-        subscribers[0](LeakDetected({"holder": "Out[3]", "size_bytes": 5_000_000}, time.time()))
-        subscribers[0](LeakDetected({"holder": "_", "size_bytes": 1_000_000}, time.time()))
-        _, leaks, _ = dash._feed.findings()  # type: ignore[union-attr]
-        assert [r["holder"] for r in leaks] == ["Out[3]", "_"]
-        time.sleep(0.3)
+        out = dataclasses.replace(LEAK, leak_id="output:Out[3]", holder="Out[3]", size=5_000_000)
+        under = dataclasses.replace(LEAK, leak_id="output:_", holder="_", size=1_000_000)
+        for leak in (out, under, dataclasses.replace(out, size=6_000_000)):  # the last one grew: same leak
+            EVENT_BUS.publish(LeakDetected(leak))
+        assert dash.feed is not None
+        leaks, _ = dash.feed.findings()
+        assert [(k.holder, k.size) for k in leaks] == [("Out[3]", 6_000_000), ("_", 1_000_000)]
+        time.sleep(0.3)  # past the /metrics cache
         assert _metric(dash.port or 0, "cgmem_leaks_detected_total") == 2
     finally:
         dash.stop()
-    assert subscribers == []  # unsubscribed on stop
+    EVENT_BUS.publish(LeakDetected(LEAK))  # after stop: nobody of the dashboard listens
+    assert not EVENT_BUS.has_listeners

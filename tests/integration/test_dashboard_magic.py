@@ -24,8 +24,8 @@ def test_memdash_starts_marks_cells_and_stops(shell: InteractiveShell, capsys: p
         with urllib.request.urlopen(f"http://127.0.0.1:{dash.port}/metrics", timeout=10) as r:
             assert r.status == 200
         shell.run_cell("x = 1", store_history=True)
-        feed = dash._feed
-        assert feed is not None and any(m[2].startswith("In[") for m in feed.markers)
+        feed = dash.feed
+        assert feed is not None and any(m.label.startswith("In[") and m.source == "cell" for m in feed.markers)
         shell.run_line_magic("memdash", "--port 0")
         assert "already running" in capsys.readouterr().out
     finally:
@@ -50,4 +50,4 @@ def test_memdash_on_a_used_port_is_a_usage_error(shell: InteractiveShell) -> Non
 def test_memprofile_guard_option_is_accepted(shell: InteractiveShell) -> None:
     shell.run_cell("%%memprofile --guard -q -o r\ny = [0] * 1000", store_history=True)
     r = shell.user_ns["r"]
-    assert r.summary["guard_armed"] is True and r.summary["guard_triggered"] is False
+    assert r.summary.guard_armed is True and r.summary.guard_triggered is False

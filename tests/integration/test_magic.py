@@ -36,9 +36,9 @@ def test_quickstart_cell_ground_truth(shell: InteractiveShell, capsys: pytest.Ca
     assert len(shell.user_ns["keep"]) == 50 and "tmp" not in shell.user_ns
     r = shell.user_ns["r"]
     assert isinstance(r, ProfileResult)
-    assert _within(r.summary["peak_bytes"], 250 * MB)
-    assert _within(r.summary["retained_bytes"], 50 * MB)
-    assert r.summary["cell"] == n
+    assert _within(r.summary.peak_bytes, 250 * MB)
+    assert _within(r.summary.retained_bytes, 50 * MB)
+    assert r.summary.cell == n
     lines = r.lines
     top = lines.iloc[0]
     assert top.location == f"In[{n}]:3" and top.code.startswith("tmp = np.ones")
@@ -53,14 +53,14 @@ def test_line_magic_profiles_one_statement(shell: InteractiveShell) -> None:
     res = shell.run_cell("x = 1\n%memprofile -q -o r2 data = bytes(30_000_000)\nlen(data)", store_history=True)
     assert res.error_in_exec is None and res.result == 30 * MB
     r2 = shell.user_ns["r2"]
-    assert _within(r2.summary["retained_bytes"], 30 * MB)
+    assert _within(r2.summary.retained_bytes, 30 * MB)
     assert r2.lines.iloc[0].location == f"In[{res.execution_count}]:2"
 
 
 def test_exception_propagates_after_result_is_stored(shell: InteractiveShell) -> None:
     res = shell.run_cell("%%memprofile -q -o failed\nkeep_me = bytes(5_000_000)\nraise ValueError('planned')\n", store_history=True)
     assert isinstance(res.error_in_exec, ValueError)
-    assert shell.user_ns["failed"].summary["error"] == "ValueError: planned"
+    assert shell.user_ns["failed"].summary.error == "ValueError: planned"
     assert len(shell.user_ns["keep_me"]) == 5 * MB  # variables assigned before the error stay
     assert not tracemalloc.is_tracing() and not MEMORY_PROFILER.active_sessions
     again = shell.run_cell("1 + 1", store_history=True)
@@ -77,7 +77,7 @@ def test_traceback_points_at_the_visible_line(shell: InteractiveShell, capsys: p
 def test_keyboard_interrupt_propagates_and_finalizes(shell: InteractiveShell) -> None:
     res = shell.run_cell("%%memprofile -q -o ki\nraise KeyboardInterrupt\n", store_history=True)
     assert isinstance(res.error_in_exec, KeyboardInterrupt)
-    assert shell.user_ns["ki"].summary["interrupted"] is True
+    assert shell.user_ns["ki"].summary.interrupted is True
     assert not tracemalloc.is_tracing()
 
 
@@ -105,7 +105,7 @@ def test_empty_cell_gives_empty_result(shell: InteractiveShell) -> None:
     res = shell.run_cell("%%memprofile -q -o empty\n\n", store_history=True)
     assert res.error_in_exec is None
     empty = shell.user_ns["empty"]
-    assert empty.lines.empty and empty.summary["peak_bytes"] < 100_000
+    assert empty.lines.empty and empty.summary.peak_bytes < 100_000
 
 
 @pytest.mark.parametrize(
@@ -122,15 +122,15 @@ def test_bad_options_are_usage_errors_naming_the_value(shell: InteractiveShell, 
 
 def test_limit_accepts_size_strings(shell: InteractiveShell) -> None:
     shell.run_cell('%%memprofile -q -o r --limit "750MiB"\nx = 1\n', store_history=True)
-    assert shell.user_ns["r"].summary["limit_bytes"] == 750 * 1024**2
+    assert shell.user_ns["r"].summary.limit_bytes == 750 * 1024**2
 
 
 def test_nested_magic_is_a_sub_session(shell: InteractiveShell) -> None:
     shell.run_cell("def inner():\n    get_ipython().run_cell_magic('memprofile', '-q -o inner_r', 'b = bytes(10_000_000)')\n", store_history=True)
     shell.run_cell("%%memprofile -q -o outer_r\na = bytes(20_000_000)\ninner()\n", store_history=True)
     outer, inner = shell.user_ns["outer_r"], shell.user_ns["inner_r"]
-    assert _within(inner.summary["peak_bytes"], 10 * MB)
-    assert _within(outer.summary["peak_bytes"], 30 * MB)
+    assert _within(inner.summary.peak_bytes, 10 * MB)
+    assert _within(outer.summary.peak_bytes, 30 * MB)
 
 
 def test_top_level_await_is_a_clear_error(shell: InteractiveShell) -> None:

@@ -29,23 +29,23 @@ for i in range(400):  # up to 2 GB if nothing stops it
 """
 
 AFTER = """\
-import json
+import dataclasses, json
 r = MEMORY_PROFILER.last_result
-g = r.summary["guard"]
+g = r.summary.guard
 top = r.lines.iloc[0]
 print(json.dumps({
     "before_ok": before == list(range(1000)),
     "chunks": len(chunks),
-    "triggered": r.summary["guard_triggered"],
-    "interrupted": r.summary["interrupted"],
-    "guard_cell": g["cell"],
-    "guard_top": g["top_lines"][0],
+    "triggered": r.summary.guard_triggered,
+    "interrupted": r.summary.interrupted,
+    "guard_cell": g.cell,
+    "guard_top": dataclasses.asdict(g.top_lines[0]),
     "top_location": top.location,
     "top_code": top.code,
     "top_peak": int(top.peak_bytes),
-    "limit": r.summary["limit_bytes"],
-    "rss_at_trigger": g["rss_bytes"],
-    "method": g["method"],
+    "limit": r.summary.limit_bytes,
+    "rss_at_trigger": g.rss_bytes,
+    "method": g.method,
 }))
 """
 

@@ -30,7 +30,7 @@ def test_quickstart_in_a_real_kernel() -> None:
             "%load_ext cgmem_nb",
             "%%memprofile -o r\nimport numpy as np\ntmp = np.ones(25_000_000)      # 200 MB, dropped below\n"
             "keep = [bytes(1_000_000) for _ in range(50)]   # 50 MB kept\ndel tmp\nlen(keep)",
-            "import json\nprint(json.dumps({k: r.summary[k] for k in ('peak_bytes', 'retained_bytes', 'cell')}))\n"
+            "import json\nprint(json.dumps({k: getattr(r.summary, k) for k in ('peak_bytes', 'retained_bytes', 'cell')}))\n"
             "print(json.dumps(r.lines[['location', 'lineno', 'peak_bytes', 'retained_bytes']].head(2).to_dict('records')))",
             "len(keep), 'tmp' in dir()",
         ]
@@ -56,7 +56,7 @@ def test_error_in_profiled_cell_fails_the_cell_and_keeps_the_kernel() -> None:
     with pytest.raises(CellExecutionError, match="planned failure"):
         _run(["%load_ext cgmem_nb", "before = 41", "%%memprofile -q -o r\nraise RuntimeError('planned failure')", "before + 1"])
     nb = _run(
-        ["%load_ext cgmem_nb", "before = 41", "%%memprofile -q -o r\nraise RuntimeError('planned failure')", "before + 1, r.summary['error']"],
+        ["%load_ext cgmem_nb", "before = 41", "%%memprofile -q -o r\nraise RuntimeError('planned failure')", "before + 1, r.summary.error"],
         allow_errors=True,
     )
     error_out = [o for o in nb.cells[2].outputs if o.output_type == "error"]

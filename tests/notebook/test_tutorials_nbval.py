@@ -45,3 +45,9 @@ def test_tutorial_is_committed_with_outputs_and_without_bokehjs(notebook: Path) 
     assert "application/javascript" not in text or len(text) < 1_000_000
     assert "Bokeh.set_log_level" not in text and "bokeh.min.js" not in text, "no inline BokehJS in committed outputs"
     assert notebook.stat().st_size < 1_000_000
+
+
+def test_every_tutorial_has_one_builder_named_after_it() -> None:
+    builders = sorted(p.name for p in (ROOT / "notebooks").glob("*.py"))
+    expected = [f"make_{nb.stem.replace('-', '_')}.py" for nb in NOTEBOOKS]
+    assert builders == sorted([*expected, "tutorial.py"]), "one builder per tutorial, make_NN_name.py"

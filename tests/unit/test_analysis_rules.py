@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from cgmem_nb import MEMORY_PROFILER
-from cgmem_nb.analysis import LeakDetector, LeakImpact, LeakSettings, PatternAnalyzer, RecommendationEngine
-from cgmem_nb.analysis.model import leaks_frame, patterns_frame
-from cgmem_nb.analysis.recommend import Context, Draft, category_savings, smallest_int_dtype
-from cgmem_nb.analysis.model import Difficulty
+from cgmem_nb.analysis import LeakDetector, LeakImpact, LeakSettings, PatternAnalyzer, RecommendationEngine, describe_holders
+from cgmem_nb.analysis.recommend import Context, Draft
+from cgmem_nb.analysis.savings import category_savings, smallest_int_dtype
+from cgmem_nb.schema import TABLES, Difficulty, PressureLevel, leaks_frame, patterns_frame
 from cgmem_nb.session.holders import HolderReading, Observation
 from cgmem_nb.sizing import deep_size, measure
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MB = 1000**2
 GB = 1000**3
@@ -78,13 +83,13 @@ def test_heap_growth_no_holder_explains_is_unreachable_and_rss_only_growth_is_no
 @pytest.mark.parametrize(
     ("size", "rate", "expected"),
     [
-        (1 * MB, 0.0, LeakImpact.Low),
-        (300 * MB, 0.0, LeakImpact.Medium),  # 3% of 10 GB
-        (1500 * MB, 0.0, LeakImpact.High),  # 15%
-        (3 * GB, 0.0, LeakImpact.Critical),  # 30%
-        (1 * MB, 9 * GB / 7200, LeakImpact.Medium),  # 2 h to the limit
-        (1 * MB, 9 * GB / 1800, LeakImpact.High),  # 30 min
-        (1 * MB, 9 * GB / 60, LeakImpact.Critical),  # 1 min
+        (1 * MB, 0.0, LeakImpact.LOW),
+        (300 * MB, 0.0, LeakImpact.MEDIUM),  # 3% of 10 GB
+        (1500 * MB, 0.0, LeakImpact.HIGH),  # 15%
+        (3 * GB, 0.0, LeakImpact.CRITICAL),  # 30%
+        (1 * MB, 9 * GB / 7200, LeakImpact.MEDIUM),  # 2 h to the limit
+        (1 * MB, 9 * GB / 1800, LeakImpact.HIGH),  # 30 min
+        (1 * MB, 9 * GB / 60, LeakImpact.CRITICAL),  # 1 min
     ],
 )
 def test_impact_grades_follow_the_documented_thresholds(size: int, rate: float, expected: LeakImpact) -> None:
@@ -148,13 +153,69 @@ def test_measure_counts_a_view_by_what_it_shows_and_reports_the_buffer_it_keeps(
     assert deep_size([base, base]) < 2 * base.nbytes  # shared object counted once
 
 
+def test_a_failing_recommendation_rule_is_skipped_with_a_log_line_naming_it(caplog: pytest.LogCaptureFixture) -> None:
+    def broken_rule(ctx: Context) -> list[Draft]:
+        raise ValueError("odd data")
+
+    engine = RecommendationEngine(rules=[])
+    engine.add_rule(broken_rule)
+    engine.add_rule(lambda ctx: [Draft("r", "fine", "d", "a", 5 * MB, Difficulty.Easy)])
+    with caplog.at_level(logging.WARNING, logger="cgmem_nb.analysis.recommend"):
+        recs = engine.recommend(Context())
+    assert [r.target for r in recs] == ["fine"]  # the others still run
+    logged = [r for r in caplog.records if "broken_rule" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].exc_info is not None and "odd data" in str(logged[0].exc_info[1])
+
+
+def test_one_low_to_critical_scale_and_the_old_spellings_warn() -> None:
+    assert LeakImpact is PressureLevel
+    assert LeakDetector().impact(3 * GB, 0.0, limit=10 * GB, used=GB)[0] is PressureLevel.CRITICAL
+    with pytest.warns(DeprecationWarning, match=r"\.LOW"):
+        assert LeakImpact.Low is PressureLevel.LOW  # type: ignore[attr-defined]
+    assert PressureLevel("High") is PressureLevel.HIGH and PressureLevel.HIGH > PressureLevel.MEDIUM
+    with pytest.raises(AttributeError):
+        PressureLevel.Severe  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_describe_holders_names_each_unresolved_leak_with_its_size_and_growth() -> None:
+    series = [obs(i, var("helpers.REGISTRY", (i + 1) * 5 * MB, kind="module")) for i in range(4)]
+    leaks = LeakDetector().detect(series)
+    assert describe_holders(leaks) == ["helpers.REGISTRY (module, 20.0 MB, +15.0 MB)"]
+    resolved = LeakDetector()
+    resolved.detect(series)
+    assert describe_holders(resolved.detect([*series, obs(9)])) == []
+
+
 def test_session_result_carries_leak_pattern_and_recommendation_tables() -> None:
     with MEMORY_PROFILER.session("analysis") as s:
         keep = [bytearray(1_000_000) for _ in range(3)]
+    with MEMORY_PROFILER.session("plain", analyze=False) as plain:
+        other = [bytearray(1_000_000) for _ in range(3)]
     result = s.result
-    assert result is not None
-    for table in ("leaks", "patterns", "recommendations"):
-        assert table in result.table_names
+    assert result is not None and plain.result is not None
+    # Every result has the three tables (empty ones included): what matters is that the analysis filled them.
+    assert not result.patterns.empty and plain.result.patterns.empty
     assert int(result.patterns["peak_usage"].max()) >= 3 * MB  # the three 1 MB buffers
+    for table in ("leaks", "patterns", "recommendations"):
+        assert list(result.table(table).columns) == [c.name for c in TABLES[table]]
     assert type(result).from_json(result.to_json()) == result
-    del keep
+    del keep, other
+
+
+def test_observations_follow_a_module_swapped_for_another(tmp_path: "Path", monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    from cgmem_nb.session.holders import observe
+
+    for name in ("swapped_a", "swapped_b"):
+        (tmp_path / f"{name}.py").write_text(f"STORE_{name[-1].upper()} = [bytes(10)] * 3\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("swapped_a")
+    assert "module:swapped_a.STORE_A" in observe(limit=GB).holders
+    # Same number of modules, another one: the holders must follow (a count alone would not see it).
+    del sys.modules["swapped_a"]
+    importlib.import_module("swapped_b")
+    holders = observe(limit=GB).holders
+    assert "module:swapped_b.STORE_B" in holders and "module:swapped_a.STORE_A" not in holders
+    del sys.modules["swapped_b"]

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from cgmem_nb import MEMORY_PROFILER, MemoryProfiler, ProfileResult, ProfilerConfig, export
+from cgmem_nb.engine.pressure import level_for
 from cgmem_nb.errors import ResultFormatError
 
 MB = 1000**2
@@ -104,4 +105,4 @@ def test_prometheus_text_parses_and_matches_the_profiler() -> None:
 
 @pytest.mark.parametrize(("used", "level"), [(690, "Low"), (700, "Medium"), (850, "High"), (950, "Critical"), (2000, "Critical")])
 def test_pressure_level_thresholds(used: int, level: str) -> None:
-    assert export.pressure_level(used, 1000) == level
+    assert level_for(used, 1000).value == level

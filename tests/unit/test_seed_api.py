@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -84,7 +85,10 @@ def test_category_block_tags_allocations() -> None:
         plain = [str(i) for i in range(100_000)]
     cats = s.result.categories.set_index("category")  # type: ignore[union-attr]
     assert cats.loc["Index", "retained_bytes"] > 5 * MB
-    assert cats.loc["Unknown", "retained_bytes"] > 5 * MB
+    # Truth from the objects themselves (a str is 8 bytes smaller from 3.12); sampled, 100k
+    # small strings are estimated within 8% (one standard deviation): allow 30%.
+    truth = sys.getsizeof(plain) + sum(map(sys.getsizeof, plain))
+    assert cats.loc["Unknown", "retained_bytes"] == pytest.approx(truth, rel=0.3)
     del index, plain
 
 
@@ -111,6 +115,26 @@ def test_default_rules_and_user_rules() -> None:
     assert rules.classify([("/home/u/b.py", 3)], tag="String").value == "String"
     with pytest.raises(ConfigError, match="not a regular expression"):
         rules.add_rule("(", "Temp")
+
+
+def test_the_tracked_cache_module_is_in_the_cache_category() -> None:
+    from cgmem_nb.session import cache
+
+    # An allocation made through TrackedCache's code on behalf of user code is Cache.
+    assert CATEGORY_RULES.classify(((cache.__file__, 40), ("/home/u/a.py", 3))).value == "Cache"
+
+
+def test_every_default_rule_on_cgmem_nb_paths_names_a_real_module() -> None:
+    import pathlib
+    import re as regex
+
+    import cgmem_nb
+    from cgmem_nb.categories import _DEFAULT_RULES
+
+    files = [str(p).replace("\\", "/") for p in pathlib.Path(cgmem_nb.__file__).parent.rglob("*.py")]
+    for pattern, _category in _DEFAULT_RULES:
+        if "cgmem_nb" in pattern:
+            assert any(regex.search(pattern, f) for f in files), f"rule {pattern!r} matches no module of cgmem_nb"
 
 
 def test_json_parsing_is_parser_category() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import tracemalloc
 from typing import Callable
@@ -9,7 +10,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from cgmem_nb import MEMORY_PROFILER, MemoryProfiler, ProfileResult, ProfilerConfig, SessionError
+from cgmem_nb import MEMORY_PROFILER, MemoryProfiler, ProfileResult, ProfilerConfig, SessionError, Summary
 from cgmem_nb.engine.tracers import available_tracers
 
 MB = 1000**2
@@ -33,10 +34,10 @@ def test_session_peak_and_retained_match_ground_truth(tracer: str) -> None:
         kept = make_temporary_and_kept()
     assert s.result is not None
     summary = s.result.summary
-    assert _within(summary["peak_bytes"], 60 * MB), summary["peak_bytes"]
-    assert _within(summary["retained_bytes"], 20 * MB), summary["retained_bytes"]
-    assert summary["tracer"] == tracer and summary["label"] == "truth"
-    assert summary["estimate"] is (tracer == "sampled")
+    assert _within(summary.peak_bytes, 60 * MB), summary.peak_bytes
+    assert _within(summary.retained_bytes, 20 * MB), summary.retained_bytes
+    assert summary.tracer == tracer and summary.label == "truth"
+    assert summary.estimate is (tracer == "sampled")
     assert len(kept) == 20
 
 
@@ -61,10 +62,10 @@ def test_nested_sessions_each_see_their_own_part() -> None:
         with MEMORY_PROFILER.session("inner") as inner:
             b = bytes(10 * MB)
         del b
-    assert _within(outer.result.summary["peak_bytes"], 40 * MB)  # type: ignore[union-attr]
-    assert _within(outer.result.summary["retained_bytes"], 30 * MB)  # type: ignore[union-attr]
-    assert _within(inner.result.summary["peak_bytes"], 10 * MB)  # type: ignore[union-attr]
-    assert _within(inner.result.summary["retained_bytes"], 10 * MB)  # type: ignore[union-attr]
+    assert _within(outer.result.summary.peak_bytes, 40 * MB)  # type: ignore[union-attr]
+    assert _within(outer.result.summary.retained_bytes, 30 * MB)  # type: ignore[union-attr]
+    assert _within(inner.result.summary.peak_bytes, 10 * MB)  # type: ignore[union-attr]
+    assert _within(inner.result.summary.retained_bytes, 10 * MB)  # type: ignore[union-attr]
     del a
 
 
@@ -75,7 +76,7 @@ def test_inner_reset_does_not_hide_outer_peak() -> None:
         with MEMORY_PROFILER.session("inner"):
             small = bytes(1 * MB)
         del small
-    assert _within(outer.result.summary["peak_bytes"], 50 * MB)  # type: ignore[union-attr]
+    assert _within(outer.result.summary.peak_bytes, 50 * MB)  # type: ignore[union-attr]
 
 
 def test_user_tracemalloc_is_respected() -> None:
@@ -86,8 +87,8 @@ def test_user_tracemalloc_is_respected() -> None:
             inside = bytes(10 * MB)
         assert tracemalloc.is_tracing(), "the profiler stopped a tracemalloc it did not start"
         assert tracemalloc.get_traceback_limit() == 3
-        assert s.result.summary["stack_depth"] == 3  # type: ignore[union-attr]
-        assert _within(s.result.summary["retained_bytes"], 10 * MB)  # type: ignore[union-attr]
+        assert s.result.summary.stack_depth == 3  # type: ignore[union-attr]
+        assert _within(s.result.summary.retained_bytes, 10 * MB)  # type: ignore[union-attr]
         snap = tracemalloc.take_snapshot()
         assert sum(t.size for t in snap.traces) >= 15 * MB  # the user's traces survived
         del inside, keep_before
@@ -103,8 +104,8 @@ def test_session_decorator_records_each_call() -> None:
 
     assert work() == 12 * MB
     result = MEMORY_PROFILER.last_result
-    assert result is not None and result.summary["label"] == "decorated"
-    assert _within(result.summary["peak_bytes"], 12 * MB)
+    assert result is not None and result.summary.label == "decorated"
+    assert _within(result.summary.peak_bytes, 12 * MB)
 
 
 @pytest.mark.parametrize("tracer", ["exact", "sampled"])
@@ -115,7 +116,7 @@ def test_exception_stops_tracer_and_stores_result(tracer: str) -> None:
             1 / 0
     assert not any(t.is_running() for t in available_tracers().values()) and not tracemalloc.is_tracing()
     result = MEMORY_PROFILER.last_result
-    assert result is not None and result.summary["error"].startswith("ZeroDivisionError")
+    assert result is not None and result.summary.error.startswith("ZeroDivisionError")
     del junk
 
 
@@ -133,7 +134,7 @@ def test_disabled_profiler_records_nothing() -> None:
     profiler = MemoryProfiler(ProfilerConfig(enabled=False))
     with profiler.session() as s:
         data = bytes(5 * MB)
-    assert s.result.summary["tracer"] == "disabled" and s.result.summary["peak_bytes"] == 0  # type: ignore[union-attr]
+    assert s.result.summary.tracer == "disabled" and s.result.summary.peak_bytes == 0  # type: ignore[union-attr]
     assert not tracemalloc.is_tracing()
     del data
 
@@ -174,6 +175,26 @@ def test_result_tables_are_copies() -> None:
     lines = result.lines
     lines["peak_bytes"] = 0
     assert int(result.lines["peak_bytes"].sum()) > 0
-    with pytest.raises(TypeError):
-        result.summary["peak_bytes"] = 0  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.summary.peak_bytes = 0  # type: ignore[misc]
+    del data
+
+
+def test_the_summary_is_typed_and_its_old_string_keys_still_read_with_a_warning() -> None:
+    with MEMORY_PROFILER.session("typed") as s:
+        data = bytes(3 * MB)
+    assert s.result is not None
+    summary = s.result.summary
+    assert isinstance(summary, Summary) and summary.label == "typed" and _within(summary.retained_bytes, 3 * MB)
+    with pytest.warns(DeprecationWarning, match=r'summary\["peak_bytes"\] is deprecated: read summary.peak_bytes'):
+        assert summary["peak_bytes"] == summary.peak_bytes
+    with pytest.warns(DeprecationWarning):
+        assert summary.get("label") == "typed" and summary.get("nope", 7) == 7
+    with pytest.warns(DeprecationWarning), pytest.raises(KeyError, match="not a summary figure"):
+        summary["nope"]
+    data_dict = summary.to_dict()
+    assert data_dict["peak_bytes"] == summary.peak_bytes and Summary.from_dict(data_dict) == summary
+    # Figures an older version did not write take their defaults; unknown ones are ignored.
+    old = {k: v for k, v in data_dict.items() if not k.startswith("guard")} | {"from_the_future": 1}
+    assert Summary.from_dict(old) == summary
     del data

@@ -1,17 +1,20 @@
 """The DataFrame schemas: one place that names every table's columns and dtypes.
 
-Every DataFrame cgmem_nb hands out is built by :func:`make_frame`, so the
-columns documented here are the columns users get, in this order, with these
-dtypes (an empty table keeps them too). The docs' schema page is generated
-from :data:`TABLES`.
+Every DataFrame cgmem_nb hands out is built by :func:`make_frame` (or
+:func:`records_frame` from typed records), so the columns documented here are
+the columns users get, in this order, with these dtypes (an empty table keeps
+them too). The docs' schema page is generated from :data:`TABLES`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,19 @@ def make_frame(table: str, rows: Iterable[Mapping[str, Any]] = ()) -> pd.DataFra
     return _build(columns, data)
 
 
+def records_frame(table: str, items: Iterable[Any]) -> pd.DataFrame:
+    """Build ``table`` from dataclass records whose fields are its columns (enums become their values)."""
+    return make_frame(table, (_record_row(item) for item in items))
+
+
+def _record_row(item: Any) -> dict[str, Any]:
+    row = {f.name: getattr(item, f.name) for f in dataclasses.fields(item)}
+    return {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in row.items()}
+
+
 def _build(columns: tuple[Column, ...], data: list[Mapping[str, Any]]) -> pd.DataFrame:
+    import pandas as pd  # here, so that the contract's types are cheap to import
+
     frame = pd.DataFrame({c.name: [row.get(c.name) for row in data] for c in columns})
     return frame.astype({c.name: c.dtype for c in columns}) if len(columns) else frame
 

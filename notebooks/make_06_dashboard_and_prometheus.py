@@ -1,16 +1,17 @@
-"""Build notebooks/06-dashboard-and-prometheus.ipynb (then execute it with nbclient)."""
+"""Build and execute ``notebooks/06-dashboard-and-prometheus.ipynb`` (``.venv/bin/python notebooks/make_06_dashboard_and_prometheus.py``).
+
+The web dashboard, /metrics for Prometheus, the JSON and CSV APIs, exports, the memory guard.
+The shared machinery (cells, execution, writing) is in ``notebooks/tutorial.py``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
-import nbformat
-from nbclient import NotebookClient
+from tutorial import code, main, md
 
-HERE = Path(__file__).resolve().parent
-md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+CELLS = [
 
-cells = [
     md(
         "# Watching a kernel from a browser tab and from Prometheus\n\n"
         "A notebook that builds a sizeable table is the kind that runs out of memory halfway. In this "
@@ -23,7 +24,7 @@ cells = [
         "6. stop the server.\n\n"
         "Everything runs on data the notebook makes itself."
     ),
-    code("%load_ext cgmem_nb\nimport json, tempfile, urllib.request\nimport numpy as np, pandas as pd\nfrom cgmem_nb import MEMORY_PROFILER, ProfileResult, export\nfrom cgmem_nb.outputs.dashboard import MemoryDashboard"),
+    code("%load_ext cgmem_nb\nimport json, tempfile, urllib.request\nimport numpy as np, pandas as pd\nfrom cgmem_nb import MEMORY_PROFILER, MemoryDashboard, ProfileResult, export"),
     md(
         "## 1. Start the dashboard\n\n"
         "`port=0` picks a free port (the default is 8080). The server binds 127.0.0.1, so only this machine "
@@ -125,11 +126,11 @@ cells = [
         "    print(f\"interrupted after {len(chunks)} chunks ({len(chunks) * 5} MB)\")"
     ),
     code(
-        "guard = MEMORY_PROFILER.last_result.summary[\"guard\"]\n"
-        "top = guard[\"top_lines\"][0]\n"
-        "print(\"guard triggered:\", MEMORY_PROFILER.last_result.summary[\"guard_triggered\"])\n"
-        "print(\"line holding the most memory:\", top[\"code\"])\n"
-        "print(\"a line of a notebook cell:\", top[\"location\"].startswith(\"In[\") and top[\"location\"].endswith(\":8\"))\n"
+        "guard = MEMORY_PROFILER.last_result.summary.guard\n"
+        "top = guard.top_lines[0]\n"
+        "print(\"guard triggered:\", MEMORY_PROFILER.last_result.summary.guard_triggered)\n"
+        "print(\"line holding the most memory:\", top.code)\n"
+        "print(\"a line of a notebook cell:\", top.location.startswith(\"In[\") and top.location.endswith(\":8\"))\n"
         "del chunks  # the kernel, and `orders`, are still here\n"
         "len(orders)"
     ),
@@ -137,9 +138,5 @@ cells = [
     code("dash.stop()\nprint(dash.url)"),
 ]
 
-nb = nbformat.v4.new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-path = HERE / "06-dashboard-and-prometheus.ipynb"
-NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
-nbformat.write(nb, path)
-print("wrote", path)
+if __name__ == "__main__":
+    sys.exit(main("06-dashboard-and-prometheus.ipynb", CELLS))

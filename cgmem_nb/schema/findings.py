@@ -1,49 +1,34 @@
-"""The findings of the analysis as typed objects, and as DataFrames with the same fields.
+"""The analysis's findings as typed records, and as the DataFrames with the same fields.
 
 ``MemoryLeak``, ``UsagePattern`` and ``Recommendation`` keep the seed's names
 (``leak.size``, ``leak.age``, ``leak.category``, ``leak.estimated_impact``;
 ``pattern.average_usage``, ``pattern.peak_usage``; ``rec.description``,
-``rec.estimated_savings``, ``rec.difficulty``, ``rec.priority``). Every field
-is a column of the matching table in :mod:`cgmem_nb.schema`.
+``rec.estimated_savings``, ``rec.difficulty``, ``rec.priority``). Every field is
+a column of the matching table in :data:`cgmem_nb.schema.TABLES`, in the same
+order. They live here, at the bottom of the house, so that every layer can name
+them: the engine's ``LeakDetected`` event carries a :class:`MemoryLeak`, the
+analysis makes them, the outputs draw them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
-import pandas as pd
+from .levels import Difficulty, PressureLevel
+from .tables import records_frame
 
-from .. import schema
+if TYPE_CHECKING:
+    import pandas as pd
 
-
-class LeakImpact(str, enum.Enum):
-    """How much a leak matters: from its size against the limit and its time to the limit."""
-
-    Low = "Low"
-    Medium = "Medium"
-    High = "High"
-    Critical = "Critical"
-
-    @property
-    def rank(self) -> int:
-        """0 for Low up to 3 for Critical."""
-        return list(LeakImpact).index(self)
-
-
-class Difficulty(str, enum.Enum):
-    """How hard a recommendation is to apply."""
-
-    Easy = "Easy"
-    Medium = "Medium"
-    Hard = "Hard"
-
-    @property
-    def weight(self) -> float:
-        """Weight of the savings when ranking: Easy 1.0, Medium 0.6, Hard 0.3."""
-        return {"Easy": 1.0, "Medium": 0.6, "Hard": 0.3}[self.value]
+__all__ = [
+    "MemoryLeak",
+    "Recommendation",
+    "UsagePattern",
+    "leaks_frame",
+    "patterns_frame",
+    "recommendations_frame",
+]
 
 
 @dataclass(frozen=True)
@@ -76,7 +61,8 @@ class MemoryLeak:
     observations: int
     #: ``growing``, ``held`` or ``resolved``.
     status: str
-    estimated_impact: LeakImpact
+    #: How much it matters, on the Low..Critical scale (see the leak detector's rules).
+    estimated_impact: PressureLevel
     #: Seconds until the memory limit at the current rate (None when not growing).
     time_to_limit: float | None
     #: Why it is reported.
@@ -134,26 +120,16 @@ class Recommendation:
     difficulty: Difficulty
 
 
-def _row(item: Any) -> dict[str, Any]:
-    row = dataclasses.asdict(item)
-    return {k: (v.value if isinstance(v, enum.Enum) else v) for k, v in row.items()}
-
-
-def to_frame(table: str, items: Iterable[Any]) -> pd.DataFrame:
-    """``items`` (dataclasses above) as the DataFrame ``table`` of :mod:`cgmem_nb.schema`."""
-    return schema.make_frame(table, (_row(i) for i in items))
-
-
 def leaks_frame(leaks: Iterable[MemoryLeak]) -> pd.DataFrame:
     """Leaks as a DataFrame (schema ``leaks``)."""
-    return to_frame("leaks", leaks)
+    return records_frame("leaks", leaks)
 
 
 def patterns_frame(patterns: Iterable[UsagePattern]) -> pd.DataFrame:
     """Patterns as a DataFrame (schema ``patterns``)."""
-    return to_frame("patterns", patterns)
+    return records_frame("patterns", patterns)
 
 
 def recommendations_frame(recs: Iterable[Recommendation]) -> pd.DataFrame:
     """Recommendations as a DataFrame (schema ``recommendations``)."""
-    return to_frame("recommendations", recs)
+    return records_frame("recommendations", recs)

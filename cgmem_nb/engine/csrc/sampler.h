@@ -1,0 +1,152 @@
+/*
+ * sampler.h -- what the parts of cgmem_nb.engine._sampler share.
+ *
+ *   compat.h        everything that depends on the CPython version (stack walk)
+ *   core.c          the sampling core: countdowns and weights, the sample store,
+ *                   the pointer table and its membership filter
+ *   stacks.c        the stack table: captured stacks, interned, code objects kept
+ *   hooks_pymem.c   a hook source: the PYMEM_DOMAIN_MEM and _OBJ allocators
+ *   hooks_numpy.c   a hook source: numpy's default data-memory handler
+ *   module.c        the Python module (the functions in _sampler.pyi)
+ *
+ * A hook source owns its countdown(s) and decides when an allocation crosses
+ * one; it then calls cg_sample() (stack + record) or cg_record() (no stack), and
+ * cg_untrack() on frees of pointers cg_maybe_tracked() admits. Every sample says
+ * which domain it came from, so new hook sources add a domain and nothing else.
+ *
+ * Locking rules:
+ *  - The PyMem MEM and OBJ hooks run with the GIL held; their countdown and the
+ *    stack table are protected by the GIL (stacks are only captured for threads
+ *    of the main interpreter, whose GIL that is).
+ *  - Hooks that may run without the GIL (numpy) keep their countdown under
+ *    cg_lock. Samples, the pointer table and the filter are always under
+ *    cg_lock. Nothing that may call PyMem runs while cg_lock is held, and the
+ *    GIL is never taken in a hook.
+ *  - Code objects are INCREF'ed in a hook (GIL held, the frame owns a reference)
+ *    and DECREF'ed only from module functions, after the stack table has been
+ *    detached from the globals.
+ *
+ * All state lives in static memory or libc malloc, never PyMem.
+ */
+#ifndef CGMEM_SAMPLER_H
+#define CGMEM_SAMPLER_H
+
+#include "compat.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CG_MAX_DEPTH 100
+#define CG_NO_STACK UINT32_MAX
+#define CG_LIKELY(x) __builtin_expect(!!(x), 1)
+#define CG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Where an allocation was made. Keep in step with DOMAIN_NAMES in module.c. */
+enum { CG_DOMAIN_PYMEM = 0, CG_DOMAIN_PYOBJ = 1, CG_DOMAIN_NUMPY = 2, CG_NDOMAINS = 3 };
+
+/* One sampled allocation (48 bytes). */
+typedef struct {
+    uintptr_t ptr;
+    uint64_t size;
+    double weight;
+    uint64_t tid; /* PyThread_get_thread_ident() == threading.get_ident() */
+    uint64_t ts_ns; /* CLOCK_MONOTONIC */
+    uint64_t seq;
+    uint32_t stack; /* stack id, or CG_NO_STACK */
+    uint16_t tag;
+    uint8_t domain; /* CG_DOMAIN_* */
+    uint8_t live;
+} cg_sample_t;
+
+/* ---- core.c ---- */
+
+/* 1 while sampling; hooks stay installed (pass-through) when 0. */
+extern volatile int cg_running;
+/* Mean sampling interval in bytes. */
+extern double cg_mean;
+/* Frames kept per stack. */
+extern int cg_depth;
+extern pthread_mutex_t cg_lock;
+/* This thread is inside the sampler (or asked to be left out): allocations pass through. */
+extern __thread int cg_t_busy;
+/* This thread's category tag (index into the module's tag names; 0 = None). */
+extern __thread uint16_t cg_t_tag;
+
+/* An exponential draw of mean cg_mean from a generator state owned by the caller. */
+int64_t cg_draw(uint64_t *rng);
+uint64_t cg_now_ns(void);
+/* Record an allocation that crossed a countdown (takes cg_lock). */
+void cg_record(uintptr_t ptr, size_t size, int domain, uint32_t stack, uint16_t tag);
+/* Capture the caller's stack if tstate is given (GIL held), then record. */
+void cg_sample(void *p, size_t size, int domain, PyThreadState *tstate);
+/* Forget a freed pointer; returns its sample index or -1 (takes cg_lock). */
+int64_t cg_untrack(const void *p);
+/* Undo cg_untrack() after a failed realloc (the block is still alive). */
+void cg_retrack(int64_t idx, const void *p);
+
+/* Membership filter in front of the pointer table: a lock-free "maybe". */
+typedef struct {
+    unsigned shift; /* 64 - log2(size) */
+    unsigned size;  /* counters */
+    uint8_t *counts;
+} cg_filter_t;
+extern cg_filter_t *volatile cg_filter;
+
+static inline uint32_t cg_filter_hash(const cg_filter_t *f, uintptr_t p) {
+    return (uint32_t)(((uint64_t)(p >> 4) * 0x9E3779B97F4A7C15ull) >> f->shift);
+}
+
+/* 0 when p is certainly not a live sample; 1 when it may be. */
+static inline int cg_maybe_tracked(const void *p) {
+    const cg_filter_t *f = __atomic_load_n(&cg_filter, __ATOMIC_ACQUIRE);
+    return f->counts[cg_filter_hash(f, (uintptr_t)p)] != 0;
+}
+
+void cg_core_init(void);
+/* Discard every sample (cg_lock taken here). */
+void cg_core_clear(void);
+void cg_core_after_fork_child(void);
+
+/* Copies for the module (under cg_lock inside). */
+typedef struct {
+    size_t samples, freed_samples, memory_bytes, freed_cap;
+    uint64_t dropped, evicted_through_seq, next_seq, filter_passes, filter_hits, filter_counters;
+} cg_core_stats_t;
+void cg_core_stats(cg_core_stats_t *out);
+/* Samples with seq >= since, copied into a malloc'ed array (caller frees). -1 on no memory. */
+int cg_core_samples_since(uint64_t since, cg_sample_t **out, size_t *n);
+uint64_t cg_core_next_seq(void);
+void cg_core_live(double *live, double *peak);
+void cg_core_reset_peak(void);
+int cg_core_set_freed_cap(size_t cap);
+
+/* ---- stacks.c (GIL held) ---- */
+
+uint32_t cg_capture_stack(PyThreadState *tstate);
+/* The interned frames of a stack id; NULL if unknown. */
+const cg_frame_t *cg_stack_frames(uint32_t id, uint32_t *n);
+size_t cg_stacks_count(void);
+size_t cg_stacks_memory(void);
+/* Drop every stack and release the code objects (sampling must be off). */
+void cg_stacks_clear(void);
+
+/* ---- hook sources ---- */
+
+/* hooks_pymem.c (GIL held) */
+extern int64_t cg_pymem_countdown;
+extern uint64_t cg_pymem_rng;
+void cg_pymem_install(void);
+void cg_pymem_uninstall(void);
+/* Whether an allocation of MEM (0) or OBJ (1) passes through our hook. */
+int cg_pymem_in_chain(int which);
+
+/* hooks_numpy.c */
+extern int64_t cg_numpy_countdown; /* under cg_lock */
+extern uint64_t cg_numpy_rng;      /* under cg_lock */
+void cg_numpy_init(void);
+PyObject *cg_numpy_hook(PyObject *api);
+PyObject *cg_numpy_unhook(void);
+int cg_numpy_hooked(void);
+
+#endif /* CGMEM_SAMPLER_H */

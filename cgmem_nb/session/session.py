@@ -1,0 +1,246 @@
+"""``Session``: one scoped profiling session (a cell, a ``with`` block, a test, a decorated call).
+
+A session starts a :class:`~cgmem_nb.session.recording.Recording` (which chooses and
+starts a tracer), optionally arms the memory guard, and on stop hands back a
+finished :class:`~cgmem_nb.session.result.ProfileResult`. Sessions nest: an inner
+session is a sub-session and the outer one still sees everything.
+
+When a session stops, its result goes through the facade (:mod:`cgmem_nb.session.hooks`),
+which adds the leak, pattern and recommendation tables, before it is stored on
+the profiler and announced with a ``SessionFinished`` event.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import warnings
+from typing import Any, Callable, Protocol, TypeVar
+
+from ..config import ProfilerConfig, TracerChoice, check_depth, check_tracer
+from ..engine import probes
+from ..engine.events.bus import EVENT_BUS
+from ..engine.events.kinds import SessionFinished, SessionStarted
+from ..engine.tracers import EXACT_TRACER, Tracer, available_tracers
+from ..engine.versions import exact_unsupported_reason
+from ..errors import ConfigError, SessionError
+from ..units import parse_size
+from . import hooks, notebook
+from .guard import MemoryGuard, guard_summary
+from .recording import Recording
+from .result import ProfileResult
+
+__all__ = ["Session", "SessionOwner", "choose_tracer"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SESSION_IDS = itertools.count(1)
+_WARNED: set[str] = set()
+
+
+def choose_tracer(choice: TracerChoice, rate: float | None, interval: int | None) -> tuple[Tracer | None, str | None]:
+    """The tracer a session uses, and a note for the result when it is not the one asked for.
+
+    ``"auto"`` follows ``rate`` (``ProfilerConfig.sampling_rate``: 1.0 is exact, else the
+    sampled tracer where it is available). A sampled tracer already running keeps its
+    interval (the session shares it, with a note).
+    """
+    tracers = available_tracers()
+    want = choice
+    if want == "auto":
+        want = "exact" if rate == 1.0 or "sampled" not in tracers else "sampled"
+    if want not in tracers and "exact" not in tracers:
+        # Free-threaded builds: no tracer may run (see cgmem_nb.engine.versions).
+        return None, f"no allocation tracer runs here: {exact_unsupported_reason()}; process figures only"
+    if want == "sampled" and "sampled" not in tracers:
+        note = "the sampled tracer is not available in this process; the exact tracer (tracemalloc) ran instead"
+        if "sampled" not in _WARNED:
+            _WARNED.add("sampled")
+            warnings.warn(f"cgmem_nb: {note}", RuntimeWarning, stacklevel=5)
+        return EXACT_TRACER, note
+    tracer = tracers[want]
+    if want == "sampled":
+        from ..engine.sampled import DEFAULT_INTERVAL_BYTES, SampledTracer, interval_for_rate
+
+        assert isinstance(tracer, SampledTracer)
+        if interval is None:
+            interval = interval_for_rate(rate) if rate is not None and rate < 1.0 else DEFAULT_INTERVAL_BYTES
+        if tracer.interval != interval:
+            if tracer.is_running():
+                return tracer, f"the sampled tracer was already running with a {tracer.interval}-byte interval; this session shares it"
+            tracer.set_interval(interval)
+    return tracer, None
+
+
+class SessionOwner(Protocol):
+    """What a session needs of the profiler that made it (a ``MemoryProfiler``)."""
+
+    @property
+    def config(self) -> ProfilerConfig:
+        """The configuration in force."""
+
+    @property
+    def publishing(self) -> bool:
+        """True when session events should be published."""
+
+    def memory_limit(self) -> probes.MemoryLimit:
+        """The limit in force."""
+
+    def session_started(self, session: Session) -> None:
+        """Count ``session`` as running."""
+
+    def session_stopped(self, session: Session) -> None:
+        """Stop counting ``session`` as running."""
+
+    def keep(self, result: ProfileResult) -> None:
+        """Store a finished result."""
+
+
+class Session:
+    """A profiling session: a context manager, and a decorator for functions.
+
+    After the ``with`` block, :attr:`result` holds the :class:`ProfileResult`.
+    Used as a decorator, every call of the function is its own session and the
+    latest result is at ``profiler.last_result``. Make one with
+    ``MEMORY_PROFILER.session(...)`` (the arguments are documented there).
+    """
+
+    def __init__(
+        self,
+        profiler: SessionOwner,
+        label: str | None = None,
+        *,
+        tracer: TracerChoice = "auto",
+        depth: int | None = None,
+        limit: int | str | None = None,
+        cell: int | None = None,
+        guard: bool | None = None,
+        interval: int | str | None = None,
+        analyze: bool = True,
+    ) -> None:
+        check_tracer(tracer)
+        if depth is not None:
+            check_depth(depth, what="depth")
+        self.profiler = profiler
+        self.label = label
+        self.tracer_choice: TracerChoice = tracer
+        self.depth = depth
+        self.limit = parse_size(limit, what="limit") if limit is not None else None
+        #: Mean sampling interval in bytes for the sampled tracer (None: from the config).
+        self.interval = parse_size(interval, what="sampling interval") if interval is not None else None
+        if self.interval is not None and self.interval <= 0:
+            raise ConfigError(f"interval={interval!r} is not accepted: give a positive size such as '64 KiB'")
+        self.cell = cell
+        if guard is not None and not isinstance(guard, bool):
+            raise ConfigError(f"guard={guard!r} is not accepted: give True, False or None (None follows ProfilerConfig.guard)")
+        #: Interrupt the code at ``guard_fraction`` of the limit (None: ``ProfilerConfig.guard``).
+        self.guard = guard
+        #: Add the analysis tables (leaks, patterns, recommendations) to the result.
+        self.analyze = analyze
+        self._guard: MemoryGuard | None = None
+        #: The finished result, once the session has ended.
+        self.result: ProfileResult | None = None
+        self._recording: Recording | None = None
+        #: Identifier of the session in its SessionStarted / SessionFinished events.
+        self.session_id = f"session-{next(_SESSION_IDS)}"
+
+    @property
+    def running(self) -> bool:
+        """True between start and stop."""
+        return self._recording is not None
+
+    @property
+    def traced_bytes(self) -> int | None:
+        """Bytes the session's tracer sees now (process-wide), or None when it traces nothing."""
+        rec = self._recording
+        return rec.tracer.current() if rec is not None and rec.tracer is not None else None
+
+    def start(self) -> Session:
+        """Start recording (``with`` does this for you)."""
+        if self._recording is not None:
+            raise SessionError("this session is already running; a Session object records once")
+        if self.result is not None:
+            raise SessionError("this session has ended; start a new one with MEMORY_PROFILER.session()")
+        recording = self._begin()
+        self._recording = recording
+        self.profiler.session_started(self)
+        config = self.profiler.config
+        if self.guard if self.guard is not None else config.guard:
+            self._guard = MemoryGuard(recording, fraction=config.guard_fraction, limit=recording.limit.bytes).arm()
+        if self.profiler.publishing:
+            EVENT_BUS.publish(SessionStarted(self.session_id, recording.label))
+        return self
+
+    def _begin(self) -> Recording:
+        config = self.profiler.config
+        limit = probes.MemoryLimit(self.limit, "session") if self.limit else self.profiler.memory_limit()
+        if not config.enabled:
+            tracer: Tracer | None = None
+            note: str | None = "profiling is disabled (ProfilerConfig.enabled=False)"
+        else:
+            tracer, note = choose_tracer(self.tracer_choice, config.sampling_rate, self.interval)
+        depth = self.depth or (config.stack_trace_depth if config.enable_stack_traces else 1)
+        cell = self.cell if self.cell is not None else notebook.current_cell()
+        label = self.label or (f"In[{cell}]" if cell is not None else "session")
+        recording = Recording(tracer=tracer, config=config, label=label, cell=cell, depth=depth, limit=limit, tracer_note=note)
+        recording.start()
+        return recording
+
+    def stop(self, error: BaseException | None = None) -> ProfileResult:
+        """Stop recording and return (and store) the result.
+
+        ``error`` is the exception the profiled code raised, if any (it is named in the
+        summary). If the guard's interrupt lands while the session stops, the session
+        stops cleanly first and the ``KeyboardInterrupt`` is raised after.
+        """
+        recording = self._recording
+        if recording is None:
+            raise SessionError("this session is not running; use it as `with MEMORY_PROFILER.session() as s:`")
+        guard, self._guard = self._guard, None
+        # The guard's interrupt may land while it is being disarmed: keep it, stop cleanly, re-raise.
+        pending = guard.disarm_catching() if guard is not None else None
+        self._recording = None
+        try:
+            result = recording.stop(error if error is not None else pending)
+            if guard is not None:
+                result = result.with_summary(**guard_summary(guard))
+        finally:
+            self.profiler.session_stopped(self)
+        if self.analyze:
+            result = hooks.facade().finish(self.profiler, result)
+        self.result = result
+        self.profiler.keep(result)
+        if self.profiler.publishing:
+            EVENT_BUS.publish(SessionFinished(self.session_id, recording.label, summary=result.summary))
+        if pending is not None and error is None:
+            raise pending
+        return result
+
+    def checkpoint(self) -> None:
+        """Take a peak snapshot now if memory is at a new high (cheap otherwise)."""
+        if self._recording is not None:
+            self._recording.checkpoint()
+
+    def __enter__(self) -> Session:
+        return self.start()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if self._recording is not None:
+            self.stop(exc)
+
+    def __call__(self, func: F) -> F:
+        label = self.label or getattr(func, "__qualname__", repr(func))
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with Session(
+                self.profiler, label, tracer=self.tracer_choice, depth=self.depth, limit=self.limit,
+                guard=self.guard, interval=self.interval, analyze=self.analyze,
+            ):
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else ("finished" if self.result is not None else "not started")
+        return f"<Session {self.session_id} {self.label or ''} {state}>"
