@@ -21,10 +21,13 @@ CSRC = Path("cgmem_nb") / "engine" / "csrc"
 versions = runpy.run_path(str(HERE / "cgmem_nb" / "engine" / "versions.py"))
 
 _FLAGS = ["-O2", "-fvisibility=hidden", "-Wall", "-Wno-unused-parameter"]
-_NATIVE = ["cgmem_nb/engine/_native_hooks.c", "cgmem_nb/engine/_elf_patch.c"]
-# TLS descriptors: the hooks' thread-local countdown costs a few instructions instead
-# of a call to __tls_get_addr on every malloc (aarch64 uses descriptors already).
-_NATIVE_FLAGS = _FLAGS + (["-mtls-dialect=gnu2"] if platform.machine() in ("x86_64", "AMD64") else [])
+_LINUX = sys.platform.startswith("linux")
+# TLS descriptors: the native hooks' thread-local countdown costs a few instructions
+# instead of a call to __tls_get_addr on every malloc (aarch64 uses descriptors already).
+_TLS = ["-mtls-dialect=gnu2"] if _LINUX and platform.machine() in ("x86_64", "AMD64") else []
+# Relocation patching (elf_patch.c) is ELF-only; elsewhere hooks_native.c compiles to
+# a stub that says why native allocations are not followed.
+_SOURCES = sorted(str(p) for p in CSRC.glob("*.c") if _LINUX or p.name != "elf_patch.c")
 
 ext_modules = []
 if versions["sampler_builds"]():
@@ -32,25 +35,13 @@ if versions["sampler_builds"]():
     ext_modules.append(
         Extension(
             "cgmem_nb.engine._sampler",
-            sources=sorted(str(p) for p in CSRC.glob("*.c")),
+            sources=_SOURCES,
             depends=sorted(str(p) for p in CSRC.glob("*.h")),
             define_macros=[("CG_MIN_HEX", hex(low)), ("CG_MAX_HEX", hex(high))],
-            extra_compile_args=_FLAGS,
-            libraries=["m"],
+            extra_compile_args=_FLAGS + _TLS,
+            libraries=["m", "dl"] if _LINUX else ["m"],
             optional=True,
         )
     )
-    if sys.platform.startswith("linux"):
-        # The native hooks on their own (relocation patching is ELF-only).
-        ext_modules.append(
-            Extension(
-                "cgmem_nb.engine._native_probe",
-                sources=["cgmem_nb/engine/_native_probe.c", *_NATIVE],
-                depends=["cgmem_nb/engine/_native_hooks.h", "cgmem_nb/engine/_elf_patch.h"],
-                extra_compile_args=_NATIVE_FLAGS,
-                libraries=["m", "dl"],
-                optional=True,
-            )
-        )
 
 setup(ext_modules=ext_modules)

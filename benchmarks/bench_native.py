@@ -1,12 +1,13 @@
-"""Overhead of the native hooks on native-heavy work: Polars, Arrow and DuckDB loops.
+"""Overhead of profiling native-heavy work (Polars, Arrow and DuckDB loops) in a session.
 
 Usage::
 
     python benchmarks/bench_native.py                 # every installed workload, 7 interleaved pairs
     python benchmarks/bench_native.py --rounds 11 --memray
 
-Each round runs the workload once plain and once with the native hooks on (the
-order alternates), and the ratio of the medians is reported. With ``--memray``
+Each round runs the workload once plain and once inside a profiling session (the
+sampled tracer at its default interval, with its native hooks; the order
+alternates), and the ratio of the medians is reported. With ``--memray``
 the same work also runs under ``memray.Tracker(native_traces=True)``. The machine
 is shared and noisy (±30% wall time): compare medians of interleaved pairs, never
 single runs.
@@ -29,9 +30,7 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from cgmem_nb.engine import _native_probe as probe  # noqa: E402
-
-INTERVAL = 32 * 1024
+from cgmem_nb import MEMORY_PROFILER  # noqa: E402
 
 
 def workloads() -> dict[str, Callable[[], Any]]:
@@ -106,15 +105,15 @@ def main() -> None:
                 if which == 0:
                     plain.append(timed(fn))
                 else:
-                    probe.start(INTERVAL)
-                    hooked.append(timed(fn))
-                    probe.stop()
+                    with MEMORY_PROFILER.session("bench", tracer="sampled", analyze=False) as session:
+                        hooked.append(timed(fn))
+                    assert session.result is not None and session.result.summary.native
             if memray is not None:
                 with tempfile.TemporaryDirectory() as d:
                     with memray.Tracker(os.path.join(d, "m.bin"), native_traces=True):
                         with_memray.append(timed(fn))
         p, h = statistics.median(plain), statistics.median(hooked)
-        line = f"{name}: plain {p:.3f} s, hooks {h:.3f} s, ratio {h / p:.3f}"
+        line = f"{name}: plain {p:.3f} s, profiled {h:.3f} s, ratio {h / p:.3f}"
         if with_memray:
             m = statistics.median(with_memray)
             line += f", memray native_traces {m:.3f} s ({m / p:.2f}x)"

@@ -6,8 +6,9 @@ Usage::
     python benchmarks/native_accuracy.py --memray        # also memray (memray.Tracker) on the same statements
 
 For each case (one statement that allocates a few hundred MB through a library) it
-prints the library's own figure, what the native hooks count (by domain: C heap,
-mmap, library pool), the RSS growth, and, with ``--memray``, what memray reports:
+prints the library's own figure, what a profiling session puts on the statement's
+line (retained and peak, the native part, the bytes from worker threads), what it
+could not place (``<unknown>``), the RSS growth, and, with ``--memray``, what memray reports:
 its peak, the bytes it puts on the statement's line and the bytes it has no Python
 stack for. Every case runs in a fresh interpreter. Results are in
 ``docs/native-memory.md``.
@@ -60,16 +61,17 @@ CASES: dict[str, tuple[str, str, str]] = {
 PROBE = """
 import json, os, psutil, gc
 {setup}
-from cgmem_nb.engine import _native_probe as probe
+from cgmem_nb import MEMORY_PROFILER
 proc = psutil.Process()
-probe.start(32768)
-gc.collect(); probe.reset_peak(); rss0 = proc.memory_info().rss
-{statement}
-live = probe.live()
-res = dict(own={own}, rss=proc.memory_info().rss - rss0,
-           **{{d: live[d][0] for d in ("malloc", "mmap", "pool", "total")}}, peak=live["total"][1],
-           worker=live["worker_total"])
-probe.stop()
+gc.collect(); rss0 = proc.memory_info().rss
+with MEMORY_PROFILER.session("accuracy", tracer="sampled", analyze=False) as session:
+    {statement}  # THE LINE
+s = session.result.summary
+lines = session.result.lines
+line = lines[lines["code"].str.contains("THE LINE", na=False)]
+res = dict(own={own}, rss=proc.memory_info().rss - rss0, retained=int(line["retained_bytes"].sum()),
+           peak=int(line["peak_bytes"].sum()), native=int(line["native_retained_bytes"].sum()),
+           worker=s.worker_bytes, unknown=s.unknown_bytes, session_peak=s.peak_bytes)
 print("RESULT " + json.dumps(res))
 """
 
@@ -87,7 +89,7 @@ for rec in reader.get_high_watermark_allocation_records(merge_threads=True):
     frames = rec.stack_trace()
     if not frames:
         no_stack += rec.size
-    elif any(f[2] == line and f[1] == "<string>" for f in frames):
+    elif any(f[2] == line and f[1].endswith("case.py") for f in frames):
         on_line += rec.size
 kept = sum(r.size for r in reader.get_leaked_allocation_records(merge_threads=True))
 print("RESULT " + json.dumps(dict(own={own}, peak=reader.metadata.peak_memory, on_line=on_line, no_stack=no_stack, kept=kept)))
@@ -96,7 +98,10 @@ print("RESULT " + json.dumps(dict(own={own}, peak=reader.metadata.peak_memory, o
 
 def _run(code: str) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    with tempfile.TemporaryDirectory() as d:
+        script = Path(d) / "case.py"  # a file, so that the profiler can read its lines
+        script.write_text(code)
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
@@ -118,9 +123,9 @@ def main() -> None:
             continue
         r = _run(PROBE.format(setup=setup, statement=statement, own=own))
         print(
-            f"{name}: own {r['own'] / mb:.1f} MB | hooks: pool {r['pool'] / mb:.1f}, C heap {r['malloc'] / mb:.1f}, "
-            f"mmap {r['mmap'] / mb:.1f}, total {r['total'] / mb:.1f}, peak {r['peak'] / mb:.1f} (from threads without the GIL "
-            f"{r['worker'] / mb:.1f}) | RSS +{r['rss'] / mb:.1f}"
+            f"{name}: own {r['own'] / mb:.1f} MB | on the line: retained {r['retained'] / mb:.1f} "
+            f"(native {r['native'] / mb:.1f}), peak {r['peak'] / mb:.1f}; from worker threads {r['worker'] / mb:.1f}, "
+            f"<unknown> {r['unknown'] / mb:.1f}, session peak {r['session_peak'] / mb:.1f} | RSS +{r['rss'] / mb:.1f}"
         )
         if args.memray:
             for native in (False, True):

@@ -1,4 +1,4 @@
-"""Stability soak for the native hooks (relocation patching, pool hooks).
+"""Stability soak for the native hooks (relocation patching, pool hooks) inside real sessions.
 
 Usage::
 
@@ -8,9 +8,9 @@ Usage::
 Threads allocate through the C heap (numpy buffers: numpy's own malloc slot, and a
 small C library compiled for the soak), through PyMem (Python objects) and, where
 installed, through Polars (jemalloc on its worker threads), while the main thread
-starts and stops the native hooks and the PyMem sampler at random, forks children
-that allocate and exit, and loads a new library (``dlopen``) in the middle of a
-session. Exit status 0 means no crash, no exception and every check held; the last
+starts and stops profiling sessions (the sampled tracer with its native hooks) at
+random intervals, takes snapshots, forks children that allocate and exit, and loads
+a new library (``dlopen``) in the middle of a session. Exit status 0 means no crash, no exception and every check held; the last
 line is a JSON summary.
 """
 
@@ -38,8 +38,10 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from cgmem_nb.engine import _native_probe as probe  # noqa: E402
+from cgmem_nb import MEMORY_PROFILER  # noqa: E402
+from cgmem_nb.engine import _sampler  # noqa: E402
 from cgmem_nb.engine import sampled  # noqa: E402
+from cgmem_nb.session.session import Session  # noqa: E402
 
 try:
     import polars as pl
@@ -120,6 +122,7 @@ def soak(seconds: float, threads: int, seed: int) -> dict[str, Any]:
     if first is not None:
         libs.append(_load(first))
     tracer = sampled.get_tracer()
+    assert tracer is not None, sampled.unavailable_reason()
     stop = threading.Event()
     errors: list[str] = []
     counts = [[0] for _ in range(threads)]
@@ -129,36 +132,35 @@ def soak(seconds: float, threads: int, seed: int) -> dict[str, Any]:
     ]
     for w in workers:
         w.start()
-    sessions = forks = dlopens = 0
-    running = False
+    sessions = forks = dlopens = native_sessions = 0
+    session: Session | None = None
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline and not errors:
             action = rng.randrange(6)
             if action == 0:
-                if running:
-                    probe.stop()
-                    if tracer is not None:
-                        tracer.stop()
+                if session is not None:
+                    result = session.stop()
+                    assert result.summary.native, result.summary
+                    session = None
                 else:
-                    probe.start(float(rng.choice([4096, 32768, 262144])))
-                    if tracer is not None:
-                        tracer.start(8)
+                    interval = rng.choice([4096, 32768, 262144])
+                    session = MEMORY_PROFILER.session("soak", tracer="sampled", interval=interval, analyze=False)
+                    session.start()
+                    native_sessions += bool(_sampler.hooks()["native"])
                     sessions += 1
-                running = not running
             elif action == 1:
                 pid = os.fork()
                 if pid == 0:
-                    try:
-                        probe.after_fork_child()
+                    try:  # the tracer's fork handler has reset everything
                         x = [np.ones(10_000) for _ in range(100)]
-                        os._exit(0 if not probe.running() and len(x) == 100 else 3)
+                        os._exit(0 if not _sampler.hooks()["native"] and len(x) == 100 else 3)
                     except BaseException:
                         os._exit(4)
                 _, status = os.waitpid(pid, 0)
                 assert os.waitstatus_to_exitcode(status) == 0, f"child exited with {status}"
                 forks += 1
-            elif action == 2 and first is not None and running and dlopens < 20:
+            elif action == 2 and first is not None and session is not None and dlopens < 20:
                 path = _compile(tmp, 2 + dlopens)  # a library the process has never seen
                 assert path is not None
                 lib = _load(path)
@@ -169,30 +171,31 @@ def soak(seconds: float, threads: int, seed: int) -> dict[str, Any]:
                 dlopens += 1
             elif action == 3:
                 gc.collect()
-            elif action == 4 and running:
-                probe.live()
-                probe.refresh()
+            elif action == 4 and session is not None:
+                session.checkpoint()
+                tracer.snapshot(tracer.mark())
+                tracer.start(8)  # a nested start follows new libraries and takes back lost slots
+                tracer.stop()
             else:
                 time.sleep(rng.random() * 0.02)
     finally:
         stop.set()
         for w in workers:
             w.join(timeout=30)
-        if running:
-            probe.stop()
-            if tracer is not None:
-                tracer.stop()
+        if session is not None:
+            session.stop()
     assert not errors, errors
-    assert not probe.running() and probe.counters()["slots"] == 0
+    assert not _sampler.hooks()["native"] and _sampler.native_counters()["slots"] == 0
     shutil.rmtree(tmp, ignore_errors=True)
     return {
         "seconds": seconds,
         "threads": threads,
         "sessions": sessions,
+        "native_sessions": native_sessions,
         "forks": forks,
         "dlopens": dlopens,
         "allocating_loops": sum(c[0] for c in counts),
-        "counters": probe.counters(),
+        "counters": _sampler.native_counters(),
         "dev_mode": sys.flags.dev_mode,
     }
 

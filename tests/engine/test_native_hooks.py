@@ -1,5 +1,6 @@
-"""The native hooks on their own (``cgmem_nb.engine._native_probe``): relocation patching of
-every loaded object, jemalloc's hooks inside libraries, Arrow's pool entry points.
+"""The native hooks of the sampler (``cgmem_nb.engine._sampler``, ``csrc/hooks_native.c``):
+relocation patching of every loaded object, jemalloc's hooks inside libraries, Arrow's pool
+entry points, driven through the extension's own functions.
 
 Each scenario runs in a fresh interpreter (under ``-X dev``) so that patching the process's
 libraries never touches the test runner, and a crash is a failed test, not a dead run. The
@@ -26,9 +27,9 @@ pytestmark = [
 ]
 
 try:
-    from cgmem_nb.engine import _native_probe  # noqa: F401
+    from cgmem_nb.engine import _sampler  # noqa: F401
 except ImportError as exc:  # pragma: no cover - the build is optional
-    pytest.skip(f"the native probe is not built ({exc})", allow_module_level=True)
+    pytest.skip(f"the native sampler is not built ({exc})", allow_module_level=True)
 
 REPO = Path(__file__).resolve().parents[2]
 TOLERANCE = 0.15
@@ -44,15 +45,35 @@ void blk_free(void *p) { free(p); }
 """
 
 PRELUDE = """
-import ctypes, json, os, sys
-from cgmem_nb.engine import _native_probe as probe
+import ctypes, json, os, sys, threading
+from cgmem_nb.engine import _sampler as S
 MB = 1e6
+class probe:
+    # The extension's functions, named for what these tests do with them.
+    @staticmethod
+    def start(interval):
+        S.start(float(interval), 8)
+        return S.native_start()
+    refresh = staticmethod(S.native_start)          # follow new libraries, take back lost slots
+    stop = staticmethod(S.stop)
+    reset_peak = staticmethod(S.reset_peak)
+    objects = staticmethod(S.native_objects)
+    pools = staticmethod(S.native_pools)
+    counters = staticmethod(S.native_counters)
+    after_fork_child = staticmethod(S.after_fork_child)
+    @staticmethod
+    def running():
+        return S.hooks()["native"]
 def report(**kw):
     print("RESULT " + json.dumps(kw))
 def live(domain="total"):
-    return probe.live()[domain][0]
+    return sum(s.weight for s in S.samples(0) if s.live and domain in ("total", s.domain))
 def peak(domain="total"):
-    return probe.live()[domain][1]
+    # the core keeps one peak, over every domain (these tests allocate little else)
+    return S.live()[1]
+def worker_bytes():
+    main = threading.main_thread().ident
+    return sum(s.weight for s in S.samples(0) if s.live and s.thread_id != main)
 def load_blk():
     lib = ctypes.CDLL(os.environ["BLK"])
     for name in ("blk_alloc", "blk_calloc", "blk_realloc"):
@@ -277,14 +298,14 @@ def test_polars_on_worker_threads_is_counted_by_its_own_size() -> None:
         probe.start(32768)
         out = df.with_columns((pl.col("a") * 2).alias("b"), (pl.col("a") + 1).alias("c"))
         own = out.estimated_size() - df.estimated_size()
-        report(own=own, pool=live("pool"), worker=probe.live()["worker_total"], pools=probe.pools())
+        report(own=own, pool=live("pool"), worker=worker_bytes(), pools=probe.pools())
         probe.stop()
         """
     )
     assert r["own"] == 160_000_000
     assert close(r["pool"], r["own"]), r
     assert r["worker"] > 0.5 * r["own"], r  # computed on threads that hold no GIL
-    assert any(kind == "jemalloc" and state == "hooked" for _, kind, state, _ in r["pools"]), r
+    assert any(kind == "jemalloc" and state == "hooked" for _, kind, state in r["pools"]), r
 
 
 def test_a_temporary_freed_inside_one_call_is_in_the_peak() -> None:
@@ -384,4 +405,5 @@ def test_soak_threads_sessions_forks_and_dlopen_under_dev_mode() -> None:
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["dev_mode"] and summary["sessions"] >= 2 and summary["forks"] >= 1, summary
+    assert summary["native_sessions"] == summary["sessions"], summary  # every session ran the native hooks
     assert summary["counters"]["slots"] == 0, summary  # everything restored at the end

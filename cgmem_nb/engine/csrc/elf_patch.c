@@ -1,6 +1,6 @@
 /* Relocation patching for loaded ELF objects; see _elf_patch.h. */
 #define _GNU_SOURCE
-#include "_elf_patch.h"
+#include "elf_patch.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -376,7 +376,7 @@ static long patch_object(obj_rec_t *rec, const seen_t *s) {
         visit_relocs(&d, collect_visit, rec);
         rec->scanned = 1;
     }
-    cg_object_t obj = {s->path, s->base, d.lo, d.hi, CG_GROUP_ALLOC | CG_GROUP_MMAP | CG_GROUP_DL | CG_GROUP_POOL,
+    cg_object_t obj = {s->path, s->base, d.lo, d.hi, CG_GROUP_ALLOC | CG_GROUP_MMAP | CG_GROUP_DL | CG_GROUP_POOL | CG_GROUP_GIL,
                        (uint16_t)(rec - g_objs), rec->defines_pool, d.strtab, d.strsz};
     if (g_policy) g_policy(&obj, g_policy_arg);
     rec->groups = obj.groups;

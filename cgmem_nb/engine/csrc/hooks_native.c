@@ -1,7 +1,11 @@
-/* Native allocation hooks; see _native_hooks.h. */
-#define _GNU_SOURCE
-#include "_native_hooks.h"
-#include "_elf_patch.h"
+/* hooks_native.c -- a hook source: native allocations (see hooks_native.h). */
+#include "sampler.h" /* first: Python.h sets _GNU_SOURCE */
+
+#include "hooks_native.h"
+
+#if defined(__linux__) && defined(__ELF__)
+
+#include "elf_patch.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -39,6 +43,7 @@ typedef struct {
     void *(*mremap)(void *, size_t, size_t, int, ...);
     void *(*dlopen)(const char *, int);
     int (*dlclose)(void *);
+    void *(*save_thread)(void);
 } next_t;
 
 /* Where each patched symbol's slot is expected to point (and where our hook
@@ -48,29 +53,29 @@ static void *g_target[32];
 #define POOL_FN(i, type) ((type)__atomic_load_n(&g_target[i], __ATOMIC_ACQUIRE))
 
 static next_t nx;
-static const cg_native_sink_t *g_sink = NULL;
 static const void *g_interp_addr = NULL;
 static char g_error[160] = "";
 static int g_setup = 0;
 
 /* ---- sampling state ---- */
 
+/* The re-entrancy guard is the core's cg_t_busy, shared by every hook family: a
+ * block that the numpy hook (or the stack walk) allocates through malloc is not
+ * counted again here. */
 typedef struct {
-    int64_t cd;    /* bytes until the next sample */
-    uint32_t gen;  /* g_gen when cd was drawn */
-    int busy;      /* re-entrancy guard */
-    uint64_t rng;  /* xorshift64* state, 0 = unseeded */
+    int64_t cd;   /* bytes until the next sample */
+    uint32_t gen; /* g_gen when cd was drawn */
+    uint64_t rng; /* xorshift64* state, 0 = unseeded */
 } tls_t;
 
 static __thread tls_t t_n;
-static volatile uint32_t g_gen = 1; /* bumped by start/stop/set_mean: threads redraw */
+static volatile uint32_t g_gen = 1; /* bumped by start/stop/interval changes: threads redraw */
 static volatile int g_on = 0;
-static volatile double g_mean = 65536.0;
+static int g_kept = 0; /* slots left patched by cg_native_stop(1) */
 static uint64_t g_seed = 0x2545F4914F6CDD1Dull;
-static uint64_t g_samples[CG_NATIVE_NDOMAINS];
+static uint64_t g_samples[3];
 static uint64_t g_dlopens = 0, g_pending_count = 0;
 static volatile int g_pending = 0; /* a dlopen could not patch: do it at the next chance */
-static uint16_t g_arrow_lib = 0;
 
 static inline uint64_t now_ns(void) {
     struct timespec ts;
@@ -90,7 +95,7 @@ static int64_t draw(tls_t *t) {
     t->rng = x;
     x *= 0x2545F4914F6CDD1Dull;
     double u = ((double)(x >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
-    double d = -log(u) * g_mean;
+    double d = -log(u) * cg_mean;
     if (d < 1.0) d = 1.0;
     if (d > 9.0e18) d = 9.0e18;
     return (int64_t)d;
@@ -113,7 +118,7 @@ __attribute__((noinline)) static int take_slow(tls_t *t, size_t n) {
         }
     }
     t->cd = draw(t);
-    return !t->busy;
+    return !cg_t_busy;
 }
 
 /* Count n bytes against this thread's countdown when that needs no decision: 1 when
@@ -130,34 +135,29 @@ static inline int take_fast(size_t n) {
 /* Count n bytes against this thread's countdown; 1 when they must be sampled. */
 static inline int take(size_t n) { return take_fast(n) ? 0 : take_slow(&t_n, n); }
 
-__attribute__((noinline)) static void sample(void *p, size_t n, int domain, uint16_t lib) {
-    tls_t *t = &t_n;
+__attribute__((noinline)) static void sample(void *p, size_t n, int domain) {
     if (p == NULL || n == 0 || !g_on) return;
-    t->busy = 1;
-    g_sink->record(p, n, domain, lib);
-    t->busy = 0;
-    __atomic_fetch_add(&g_samples[domain], 1, __ATOMIC_RELAXED);
+    cg_sample_any(p, n, domain);
+    __atomic_fetch_add(&g_samples[domain - CG_DOMAIN_MALLOC], 1, __ATOMIC_RELAXED);
 }
 
 static inline void forget(void *p) {
-    /* when off, the sink drops every sample anyway (and after a fork its lock may be
+    /* when off, the core keeps no samples anyway (and after a fork its lock may be
      * held by a thread that no longer exists) */
-    if (p != NULL && UNLIKELY(g_sink->maybe_tracked(p)) && g_on) g_sink->untrack(p);
+    if (p != NULL && UNLIKELY(cg_maybe_tracked(p)) && g_on) cg_untrack(p);
 }
 
-int cg_native_set_busy(int busy) {
-    int prev = t_n.busy;
-    t_n.busy = busy;
+static inline int set_busy(int busy) {
+    int prev = cg_t_busy;
+    cg_t_busy = busy;
     return prev;
 }
 
-int cg_native_busy(void) { return t_n.busy; }
-
-/* ---- malloc family (CG_NATIVE_MALLOC) ---- */
+/* ---- malloc family (CG_DOMAIN_MALLOC) ---- */
 
 __attribute__((noinline)) static void *malloc_slow(size_t n) {
     void *p = nx.malloc(n);
-    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_MALLOC, 0);
+    if (take_slow(&t_n, n)) sample(p, n, CG_DOMAIN_MALLOC);
     return p;
 }
 
@@ -168,7 +168,7 @@ HOOK void *cg_h_malloc(size_t n) {
 
 __attribute__((noinline)) static void *calloc_slow(size_t k, size_t n) {
     void *p = nx.calloc(k, n);
-    if (take_slow(&t_n, k * n)) sample(p, k * n, CG_NATIVE_MALLOC, 0);
+    if (take_slow(&t_n, k * n)) sample(p, k * n, CG_DOMAIN_MALLOC);
     return p;
 }
 
@@ -182,33 +182,32 @@ HOOK void cg_h_free(void *p) {
     nx.free(p);
 }
 
-static void *realloc_common(void *old, size_t n, void *(*fn)(void *, size_t, size_t), size_t a, size_t b, int domain,
-                            uint16_t lib) {
+static void *realloc_common(void *old, size_t n, void *(*fn)(void *, size_t, size_t), size_t a, size_t b, int domain) {
     int64_t idx = -1;
-    if (old != NULL && UNLIKELY(g_sink->maybe_tracked(old))) idx = g_sink->untrack(old);
+    if (old != NULL && UNLIKELY(cg_maybe_tracked(old)) && g_on) idx = cg_untrack(old);
     void *p = fn(old, a, b);
     if (p == NULL) {
         /* realloc(p, 0) may free p and return NULL; otherwise the old block lives on */
-        if (idx >= 0 && n != 0) g_sink->retrack(idx, old);
+        if (idx >= 0 && n != 0) cg_retrack(idx, old);
         return NULL;
     }
     if (LIKELY(!take(n))) return p;
-    sample(p, n, domain, lib);
+    sample(p, n, domain);
     return p;
 }
 
 static void *call_realloc(void *old, size_t n, size_t unused) { return nx.realloc(old, n); }
 static void *call_reallocarray(void *old, size_t k, size_t n) { return nx.reallocarray(old, k, n); }
 
-HOOK void *cg_h_realloc(void *old, size_t n) { return realloc_common(old, n, call_realloc, n, 0, CG_NATIVE_MALLOC, 0); }
+HOOK void *cg_h_realloc(void *old, size_t n) { return realloc_common(old, n, call_realloc, n, 0, CG_DOMAIN_MALLOC); }
 
 HOOK void *cg_h_reallocarray(void *old, size_t k, size_t n) {
-    return realloc_common(old, k * n, call_reallocarray, k, n, CG_NATIVE_MALLOC, 0);
+    return realloc_common(old, k * n, call_reallocarray, k, n, CG_DOMAIN_MALLOC);
 }
 
 __attribute__((noinline)) static int posix_memalign_slow(void **pp, size_t align, size_t n) {
     int r = nx.posix_memalign(pp, align, n);
-    if (take_slow(&t_n, n) && r == 0) sample(*pp, n, CG_NATIVE_MALLOC, 0);
+    if (take_slow(&t_n, n) && r == 0) sample(*pp, n, CG_DOMAIN_MALLOC);
     return r;
 }
 
@@ -219,7 +218,7 @@ HOOK int cg_h_posix_memalign(void **pp, size_t align, size_t n) {
 
 __attribute__((noinline)) static void *aligned_alloc_slow(size_t align, size_t n) {
     void *p = nx.aligned_alloc(align, n);
-    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_MALLOC, 0);
+    if (take_slow(&t_n, n)) sample(p, n, CG_DOMAIN_MALLOC);
     return p;
 }
 
@@ -230,7 +229,7 @@ HOOK void *cg_h_aligned_alloc(size_t align, size_t n) {
 
 __attribute__((noinline)) static void *memalign_slow(size_t align, size_t n) {
     void *p = nx.memalign(align, n);
-    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_MALLOC, 0);
+    if (take_slow(&t_n, n)) sample(p, n, CG_DOMAIN_MALLOC);
     return p;
 }
 
@@ -241,7 +240,7 @@ HOOK void *cg_h_memalign(size_t align, size_t n) {
 
 __attribute__((noinline)) static void *valloc_slow(size_t n) {
     void *p = nx.valloc(n);
-    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_MALLOC, 0);
+    if (take_slow(&t_n, n)) sample(p, n, CG_DOMAIN_MALLOC);
     return p;
 }
 
@@ -252,7 +251,7 @@ HOOK void *cg_h_valloc(size_t n) {
 
 __attribute__((noinline)) static void *pvalloc_slow(size_t n) {
     void *p = nx.pvalloc(n);
-    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_MALLOC, 0);
+    if (take_slow(&t_n, n)) sample(p, n, CG_DOMAIN_MALLOC);
     return p;
 }
 
@@ -261,7 +260,7 @@ HOOK void *cg_h_pvalloc(size_t n) {
     return pvalloc_slow(n);
 }
 
-/* ---- mmap (CG_NATIVE_MMAP): anonymous, writable mappings only ---- */
+/* ---- mmap (CG_DOMAIN_MMAP): anonymous, writable mappings only ---- */
 
 static inline int counts_as_memory(int prot, int flags) {
     return (flags & MAP_ANONYMOUS) && (prot & PROT_WRITE);
@@ -272,7 +271,7 @@ HOOK void *cg_h_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t 
     if (p == MAP_FAILED || !counts_as_memory(prot, flags)) return p;
     if ((flags & MAP_FIXED) && p != NULL) forget(p); /* replaced whatever was there */
     if (LIKELY(!take(len))) return p;
-    sample(p, len, CG_NATIVE_MMAP, 0);
+    sample(p, len, CG_DOMAIN_MMAP);
     return p;
 }
 
@@ -281,7 +280,7 @@ HOOK void *cg_h_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_
     if (p == MAP_FAILED || !counts_as_memory(prot, flags)) return p;
     if ((flags & MAP_FIXED) && p != NULL) forget(p);
     if (LIKELY(!take(len))) return p;
-    sample(p, len, CG_NATIVE_MMAP, 0);
+    sample(p, len, CG_DOMAIN_MMAP);
     return p;
 }
 
@@ -301,23 +300,23 @@ HOOK void *cg_h_mremap(void *old, size_t old_len, size_t new_len, int flags, ...
         va_end(ap);
     }
     int64_t idx = -1;
-    if (old != NULL && UNLIKELY(g_sink->maybe_tracked(old))) idx = g_sink->untrack(old);
+    if (old != NULL && UNLIKELY(cg_maybe_tracked(old)) && g_on) idx = cg_untrack(old);
     void *p = (flags & MREMAP_FIXED) ? nx.mremap(old, old_len, new_len, flags, target)
                                      : nx.mremap(old, old_len, new_len, flags);
     if (p == MAP_FAILED) {
-        if (idx >= 0) g_sink->retrack(idx, old);
+        if (idx >= 0) cg_retrack(idx, old);
         return p;
     }
     /* only mappings we already followed: we cannot tell an anonymous one otherwise */
-    if (idx >= 0 && !t_n.busy) sample(p, new_len, CG_NATIVE_MMAP, 0);
+    if (idx >= 0 && !cg_t_busy) sample(p, new_len, CG_DOMAIN_MMAP);
     return p;
 }
 
-/* ---- Arrow's mimalloc pool (CG_NATIVE_POOL) ---- */
+/* ---- Arrow's mimalloc pool (CG_DOMAIN_POOL) ---- */
 
 __attribute__((noinline)) static void *arrow_mi_malloc_aligned_slow(size_t n, size_t align) {
     void *p = POOL_FN(16, void *(*)(size_t, size_t))(n, align);
-    if (take_slow(&t_n, n)) sample(p, n, CG_NATIVE_POOL, g_arrow_lib);
+    if (take_slow(&t_n, n)) sample(p, n, CG_DOMAIN_POOL);
     return p;
 }
 
@@ -331,7 +330,7 @@ static void *call_arrow_realloc(void *old, size_t n, size_t align) {
 }
 
 HOOK void *cg_h_arrow_mi_realloc_aligned(void *old, size_t n, size_t align) {
-    return realloc_common(old, n, call_arrow_realloc, n, align, CG_NATIVE_POOL, g_arrow_lib);
+    return realloc_common(old, n, call_arrow_realloc, n, align, CG_DOMAIN_POOL);
 }
 
 HOOK void cg_h_arrow_mi_free(void *p) {
@@ -339,7 +338,7 @@ HOOK void cg_h_arrow_mi_free(void *p) {
     POOL_FN(18, void (*)(void *))(p);
 }
 
-/* ---- jemalloc linked into a library (CG_NATIVE_POOL), through its hooks ---- */
+/* ---- jemalloc linked into a library (CG_DOMAIN_POOL), through its hooks ---- */
 
 /* jemalloc 5.x experimental hooks (include/jemalloc/internal/hook.h) */
 enum { JE_MALLOC, JE_POSIX_MEMALIGN, JE_ALIGNED_ALLOC, JE_CALLOC, JE_MEMALIGN, JE_VALLOC, JE_MALLOCX, JE_REALLOC, JE_RALLOCX };
@@ -362,7 +361,7 @@ static void je_alloc(void *extra, int type, void *result, uintptr_t result_raw, 
     default: return;
     }
     if (result == NULL || LIKELY(!take(n))) return;
-    sample(result, n, CG_NATIVE_POOL, (uint16_t)(uintptr_t)extra);
+    sample(result, n, CG_DOMAIN_POOL);
 }
 
 static void je_dalloc(void *extra, int type, void *address, uintptr_t args[3]) { forget(address); }
@@ -373,7 +372,7 @@ static void je_expand(void *extra, int type, void *address, size_t old_usize, si
     if (old_usize == new_usize || address == NULL) return;
     forget(address);
     if (LIKELY(!take(new_usize))) return;
-    sample(address, new_usize, CG_NATIVE_POOL, (uint16_t)(uintptr_t)extra);
+    sample(address, new_usize, CG_DOMAIN_POOL);
 }
 
 #define MAX_POOLS 16
@@ -383,8 +382,9 @@ typedef struct {
     uint16_t lib;
     int kind;    /* 0 jemalloc, 1 mimalloc */
     int hooked;  /* jemalloc hooks installed now */
-    int err;     /* why not: -1 not initialised, errno of mallctl */
+    int err;     /* why not: -1 not initialised, -2 not jemalloc 5, else mallctl's error */
     mallctl_fn mallctl;
+    uintptr_t init_state; /* offset of malloc_init_state, 0 = unknown */
     void *handle;
     je_hooks_t hooks; /* jemalloc keeps a copy; ours stays for its lifetime anyway */
 } pool_t;
@@ -440,23 +440,19 @@ static int mentions(const cg_object_t *o, const char *word) {
     return 0;
 }
 
-/* Try to hook the jemalloc inside an object; 1 when its data-level hooks are on. */
-static int hook_jemalloc(const cg_object_t *o) {
-    if (!mentions(o, "madvise")) return 0;
-    const scan_t *s = scan_object(o->path);
-    if (s == NULL || s->mallctl == 0) return 0;
-    pool_t *p = pool_for(o->path, o->base, 0);
-    if (p == NULL) return 0;
-    p->lib = o->id;
+/* 1 when the jemalloc of a pool has been initialised (or we cannot tell): calling
+ * mallctl on a jemalloc nobody uses would start it. */
+static int je_initialised(const pool_t *p) {
+    if (p->init_state == 0) return 1;
+    return *(volatile int *)(p->base + p->init_state) == 0; /* 0 = initialised */
+}
+
+/* Install our hooks in a known jemalloc pool; 1 when they are on. */
+static int install_je(pool_t *p) {
     if (p->hooked) return 1;
-    p->mallctl = (mallctl_fn)(o->base + s->mallctl);
-    if (s->init_state) {
-        /* 0 = initialised; calling mallctl on a jemalloc nobody uses would start it */
-        int state = *(volatile int *)(o->base + s->init_state);
-        if (state != 0) {
-            p->err = -1;
-            return 0;
-        }
+    if (!je_initialised(p)) {
+        p->err = -1;
+        return 0;
     }
     const char *version = NULL;
     size_t sz = sizeof version;
@@ -467,7 +463,7 @@ static int hook_jemalloc(const cg_object_t *o) {
     p->hooks.alloc_hook = je_alloc;
     p->hooks.dalloc_hook = je_dalloc;
     p->hooks.expand_hook = je_expand;
-    p->hooks.extra = (void *)(uintptr_t)o->id;
+    p->hooks.extra = NULL;
     void *handle = NULL;
     sz = sizeof handle;
     int r = p->mallctl("experimental.hooks.install", &handle, &sz, &p->hooks, sizeof p->hooks);
@@ -481,6 +477,19 @@ static int hook_jemalloc(const cg_object_t *o) {
     return 1;
 }
 
+/* Try to hook the jemalloc inside an object; 1 when its data-level hooks are on. */
+static int hook_jemalloc(const cg_object_t *o) {
+    if (!mentions(o, "madvise")) return 0;
+    const scan_t *s = scan_object(o->path);
+    if (s == NULL || s->mallctl == 0) return 0;
+    pool_t *p = pool_for(o->path, o->base, 0);
+    if (p == NULL) return 0;
+    p->lib = o->id;
+    p->mallctl = (mallctl_fn)(o->base + s->mallctl);
+    p->init_state = s->init_state;
+    return install_je(p);
+}
+
 static void unhook_pools(void) {
     for (int i = 0; i < g_npools; i++) {
         pool_t *p = &g_pools[i];
@@ -490,7 +499,22 @@ static void unhook_pools(void) {
             p->hooked = 0;
             p->handle = NULL;
         }
+        if (p->kind == 1) p->hooked = 0;
     }
+}
+
+/* After cg_native_stop(1): put the jemalloc hooks back in the pools of objects that
+ * are still patched. Returns -1 when a jemalloc that was not initialised when its
+ * object was patched is now (its mmap slots are patched: patch that object anew). */
+static int rehook_kept_pools(void) {
+    for (int i = 0; i < g_npools; i++) {
+        pool_t *p = &g_pools[i];
+        if (p->kind == 1) p->hooked = 1; /* its entry points stay patched */
+        if (p->kind != 0 || p->mallctl == NULL) continue;
+        if (p->err == -1 && je_initialised(p)) return -1;
+        if (p->err == 0) install_je(p);
+    }
+    return 0;
 }
 
 /* ---- dlopen / dlclose (CG_GROUP_DL) ---- */
@@ -534,10 +558,10 @@ static void patch_new_libraries(void) {
         __atomic_fetch_add(&g_pending_count, 1, __ATOMIC_RELAXED);
         return;
     }
-    int busy = cg_native_set_busy(1);
+    int busy = set_busy(1);
     g_pending = 0;
     if (cg_elf_patch_all() > 0) __atomic_fetch_add(&g_dlopens, 1, __ATOMIC_RELAXED);
-    cg_native_set_busy(busy);
+    set_busy(busy);
     cg_elf_unlock();
 }
 
@@ -554,6 +578,16 @@ HOOK int cg_h_dlclose(void *h) {
     int r = nx.dlclose(h);
     if (r == 0 && !cg_elf_forget_unloaded()) g_pending = 1;
     return r;
+}
+
+/* ---- PyEval_SaveThread (CG_GROUP_GIL) ---- */
+
+/* An extension is about to release the GIL: the statement that called it is what
+ * its worker threads (and its own code without the GIL) work for. Announced only
+ * from the session's thread (attribution.c), with the GIL still held. */
+HOOK void *cg_h_PyEval_SaveThread(void) {
+    if (g_on && !cg_t_busy) cg_announce_releasing();
+    return nx.save_thread();
 }
 
 /* ---- the symbol table and the per-object policy ---- */
@@ -579,6 +613,7 @@ static const cg_patch_sym_t g_syms[] = {
     SYM(16, arrow_mi_malloc_aligned, CG_GROUP_POOL),
     SYM(17, arrow_mi_realloc_aligned, CG_GROUP_POOL),
     SYM(18, arrow_mi_free, CG_GROUP_POOL),
+    SYM(19, PyEval_SaveThread, CG_GROUP_GIL),
 };
 #define NSYMS (sizeof g_syms / sizeof g_syms[0])
 
@@ -605,7 +640,8 @@ static void policy(cg_object_t *o, void *arg) {
         o->groups = 0;
         return;
     }
-    if (contains(o, g_interp_addr)) { /* pymalloc and obmalloc: the PyMem hooks see them */
+    if (contains(o, g_interp_addr)) { /* pymalloc and obmalloc: the PyMem hooks see them;
+                                         * its own GIL releases are not an extension's */
         o->groups = CG_GROUP_DL;
         return;
     }
@@ -615,7 +651,6 @@ static void policy(cg_object_t *o, void *arg) {
             p->lib = o->id;
             p->hooked = 1;
         }
-        g_arrow_lib = o->id;
         o->groups &= ~(unsigned)CG_GROUP_MMAP;
     }
     if (hook_jemalloc(o)) o->groups &= ~(unsigned)CG_GROUP_MMAP;
@@ -636,7 +671,7 @@ static void at_fork_child(void) {
     g_gen++;
 }
 
-int cg_native_setup(const cg_native_sink_t *sink, const void *interpreter_address) {
+int cg_native_setup(const void *interpreter_address) {
     if (g_setup) return 0;
 #define R(f)                                                                   \
     do {                                                                       \
@@ -645,6 +680,7 @@ int cg_native_setup(const cg_native_sink_t *sink, const void *interpreter_addres
     R(malloc); R(calloc); R(realloc); R(reallocarray); R(free); R(posix_memalign); R(aligned_alloc);
     R(memalign); R(valloc); R(pvalloc); R(mmap); R(mmap64); R(munmap); R(mremap); R(dlopen); R(dlclose);
 #undef R
+    nx.save_thread = (void *(*)(void))(void *)PyEval_SaveThread;
     if (!nx.malloc || !nx.free || !nx.realloc || !nx.calloc || !nx.mmap || !nx.munmap || !nx.dlopen || !nx.dlclose) {
         snprintf(g_error, sizeof g_error, "the C library's allocation functions could not be resolved");
         return -1;
@@ -665,7 +701,7 @@ int cg_native_setup(const cg_native_sink_t *sink, const void *interpreter_addres
     g_target[13] = (void *)nx.mremap;
     g_target[14] = (void *)nx.dlopen;
     g_target[15] = (void *)nx.dlclose;
-    g_sink = sink;
+    g_target[19] = (void *)nx.save_thread;
     g_interp_addr = interpreter_address;
     Dl_info self;
     if (dladdr((const void *)is_profiler, &self) && self.dli_fname) {
@@ -685,48 +721,53 @@ int cg_native_setup(const cg_native_sink_t *sink, const void *interpreter_addres
 
 const char *cg_native_error(void) { return g_error; }
 
-long cg_native_start(double mean_bytes) {
+long cg_native_start(void) {
     if (!g_setup) return -1;
-    int busy = cg_native_set_busy(1);
+    int busy = set_busy(1);
     cg_elf_lock();
+    long n;
     if (g_on) { /* already running: follow new libraries, take back slots we lost */
-        long n = cg_elf_patch_all() + cg_elf_repair();
+        n = cg_elf_patch_all() + cg_elf_repair();
         cg_elf_unlock();
-        cg_native_set_busy(busy);
+        set_busy(busy);
         return n;
     }
-    g_mean = mean_bytes;
+    if (g_kept && rehook_kept_pools() < 0) {
+        /* a jemalloc started since its object was patched: patch everything anew */
+        cg_elf_unpatch_all();
+        unhook_pools();
+        g_kept = 0;
+    }
+    int was_kept = g_kept;
+    g_kept = 0;
     /* Hooks must forward correctly before any slot points at them. Pool targets are
      * learned while patching: the pre-pass fills them before the first write. */
     g_on = 1;
     g_gen++;
-    long n = cg_elf_patch_all();
+    n = cg_elf_patch_all();
+    if (was_kept) n += cg_elf_repair(); /* slots another tool restored meanwhile */
     g_pending = 0;
     cg_elf_unlock();
-    cg_native_set_busy(busy);
+    set_busy(busy);
     return n;
 }
 
-void cg_native_stop(void) {
+void cg_native_stop(int keep) {
     if (!g_setup) return;
-    int busy = cg_native_set_busy(1);
+    int busy = set_busy(1);
     cg_elf_lock();
     g_on = 0;
     g_gen++;
-    cg_elf_unpatch_all();
+    if (!keep) cg_elf_unpatch_all();
     unhook_pools();
-    for (int i = 0; i < g_npools; i++)
-        if (g_pools[i].kind == 1) g_pools[i].hooked = 0;
+    g_kept = keep && cg_elf_patched_slots() > 0;
     cg_elf_unlock();
-    cg_native_set_busy(busy);
+    set_busy(busy);
 }
 
 int cg_native_running(void) { return g_on; }
 
-void cg_native_set_mean(double mean_bytes) {
-    g_mean = mean_bytes;
-    g_gen++;
-}
+void cg_native_interval_changed(void) { g_gen++; }
 
 void cg_native_seed(uint64_t seed) {
     g_seed = seed ? seed : 1;
@@ -740,6 +781,7 @@ void cg_native_poll(void) {
 
 void cg_native_after_fork_child(void) {
     g_on = 0;
+    g_kept = 0;
     g_gen++;
     if (!g_setup) return;
     cg_elf_unpatch_all();
@@ -758,7 +800,6 @@ size_t cg_native_pools(cg_pool_info_t *out, size_t n) {
         else if (p->err == -2) snprintf(out[w].state, sizeof out[w].state, "not jemalloc 5");
         else if (p->err) snprintf(out[w].state, sizeof out[w].state, "hooks unsupported (error %d)", p->err);
         else snprintf(out[w].state, sizeof out[w].state, "off");
-        out[w].lib = p->lib;
         w++;
     }
     cg_elf_unlock();
@@ -767,7 +808,26 @@ size_t cg_native_pools(cg_pool_info_t *out, size_t n) {
 
 void cg_native_counters(cg_native_counters_t *out) {
     memset(out, 0, sizeof *out);
-    for (int d = 0; d < CG_NATIVE_NDOMAINS; d++) out->samples[d] = __atomic_load_n(&g_samples[d], __ATOMIC_RELAXED);
+    for (int d = 0; d < 3; d++) out->samples[d] = __atomic_load_n(&g_samples[d], __ATOMIC_RELAXED);
     out->dlopens = g_dlopens;
     out->pending = g_pending_count;
+    out->slots = cg_elf_patched_slots();
 }
+
+#else /* not ELF: nothing is patched */
+
+int cg_native_setup(const void *interpreter_address) { return -1; }
+const char *cg_native_error(void) {
+    return "native allocations are followed on Linux (ELF relocation patching) only";
+}
+long cg_native_start(void) { return -1; }
+void cg_native_stop(int keep) {}
+int cg_native_running(void) { return 0; }
+void cg_native_interval_changed(void) {}
+void cg_native_seed(uint64_t seed) {}
+void cg_native_poll(void) {}
+void cg_native_after_fork_child(void) {}
+size_t cg_native_pools(cg_pool_info_t *out, size_t n) { return 0; }
+void cg_native_counters(cg_native_counters_t *out) { memset(out, 0, sizeof *out); }
+
+#endif

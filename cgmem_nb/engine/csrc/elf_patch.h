@@ -31,6 +31,7 @@ enum {
     CG_GROUP_MMAP = 1u << 1,  /* mmap, mmap64, munmap, mremap */
     CG_GROUP_DL = 1u << 2,    /* dlopen, dlclose */
     CG_GROUP_POOL = 1u << 3,  /* a library pool's exported entry points (Arrow's mimalloc) */
+    CG_GROUP_GIL = 1u << 4,   /* PyEval_SaveThread: an extension releases the GIL */
 };
 
 typedef struct {
