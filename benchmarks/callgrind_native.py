@@ -6,9 +6,10 @@ Usage::
 
 A small C library (compiled here with ``-fno-builtin`` so the compiler keeps the calls)
 runs 200,000 malloc/free pairs of 64 bytes and 20,000 of 100 KB, once without and once
-with the native hooks (``cgmem_nb.engine._native_probe``) at the default interval.
-Printed: instructions of the real allocator per pair, and instructions spent in the
-hooks' own functions (fast paths, sampling decisions, the probe's sample store).
+with the sampler and its native hooks (``cgmem_nb.engine._sampler``) at the default
+interval. Printed: instructions of the real allocator per pair, and instructions spent
+in the hooks' own functions (fast paths, sampling decisions, attribution) and in the
+sampler's core (the filter lookup on each free, recording samples).
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ long churn(long n, size_t size) { long s = 0; for (long i = 0; i < n; i++) { cha
 """
 SCRIPT = r"""
 import ctypes, sys
-from cgmem_nb.engine import _native_probe as probe
+from cgmem_nb.engine import _sampler as S
+from cgmem_nb.engine.sampled import DEFAULT_INTERVAL_BYTES
 lib = ctypes.CDLL(sys.argv[1]); lib.churn.argtypes = [ctypes.c_long, ctypes.c_size_t]
-if sys.argv[2] == "on": probe.start(32768)
+if sys.argv[2] == "on":
+    S.start(float(DEFAULT_INTERVAL_BYTES), 12)
+    S.native_start()
 lib.churn(200_000, 64)
 lib.churn(20_000, 100_000)
-if sys.argv[2] == "on": probe.stop()
+if sys.argv[2] == "on": S.stop()
 """
 PAIRS = 220_000
 
@@ -64,11 +68,11 @@ def main() -> None:
             result[mode] = self_costs(out)
     def allocator(c: dict[str, int]) -> int:
         return sum(v for k, v in c.items() if re.search(r"malloc\.c:(malloc|free|_int_malloc|_int_free|unlink_chunk)", k))
-    hooks = sum(v for k, v in result["on"].items() if "_native_hooks.c:" in k and "_elf_patch" not in k)
-    store = sum(v for k, v in result["on"].items() if "_native_probe.c:p_" in k)
+    hooks = sum(v for k, v in result["on"].items() if re.search(r"(hooks_native|attribution)\.c:", k))
+    store = sum(v for k, v in result["on"].items() if "core.c:" in k)
     print(f"allocator: {allocator(result['off']) / PAIRS:.0f} instructions per malloc/free pair")
     print(f"hooks: {hooks / PAIRS:.1f} per pair (fast paths and sampling decisions)")
-    print(f"probe store: {store / PAIRS:.1f} per pair (filter lookups on free, recording samples)")
+    print(f"sampler core: {store / PAIRS:.1f} per pair (filter lookups on free, recording samples)")
 
 
 if __name__ == "__main__":

@@ -407,3 +407,26 @@ def test_soak_threads_sessions_forks_and_dlopen_under_dev_mode() -> None:
     assert summary["dev_mode"] and summary["sessions"] >= 2 and summary["forks"] >= 1, summary
     assert summary["native_sessions"] == summary["sessions"], summary  # every session ran the native hooks
     assert summary["counters"]["slots"] == 0, summary  # everything restored at the end
+
+
+def test_numpy_buffers_and_python_objects_are_counted_once_in_a_session() -> None:
+    _needs("numpy")
+    r = run(
+        """
+        import numpy as np
+        from cgmem_nb import MEMORY_PROFILER
+        with MEMORY_PROFILER.session("once", tracer="sampled", analyze=False) as s:
+            arr = np.ones(25_000_000)                          # 200 MB: numpy's handler, then malloc
+            objs = [str(i) * 10 for i in range(1_000_000)]     # Python objects in obmalloc's arenas
+        st = s.result.stacks
+        by = st.groupby("domain")["retained_bytes"].sum().to_dict()
+        report(by={k: int(v) for k, v in by.items()}, native=s.result.summary.native,
+               objs=sum(sys.getsizeof(o) for o in objs) + sys.getsizeof(objs))
+        """
+    )
+    assert r["native"] is True
+    by = r["by"]
+    assert close(by.get("numpy", 0), 200e6), r
+    assert by.get("c heap", 0) < 2e6, r  # the numpy buffer is not counted again through malloc
+    assert by.get("mmap", 0) < 2e6, r  # obmalloc's arenas are not counted beside the objects
+    assert close(by.get("python", 0), r["objs"], 0.2), r

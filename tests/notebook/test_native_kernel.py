@@ -183,3 +183,28 @@ def test_a_temporary_inside_one_polars_call_is_in_the_cell_peak() -> None:
     peak, retained, size = json_line(nb.cells[-1])
     assert _close(peak, size), (peak, size)  # the sorted copy lived only inside select()
     assert retained < 5 * MB
+
+
+def test_a_growing_polars_list_is_a_leak_sized_by_polars() -> None:
+    if not _available("polars"):
+        pytest.skip("polars is not installed")
+    grow = "frames.append(pl.DataFrame({'a': np.arange(2_000_000, dtype=np.int64)}))"
+    nb = execute(
+        [
+            "%load_ext cgmem_nb\n%memwatch on",
+            "import numpy as np, polars as pl\nframes = []",
+            grow,
+            grow,
+            grow,
+            grow,
+            "import json, cgmem_nb\nfound = cgmem_nb.MEMORY_PROFILER.detect_leaks()\n"
+            "truth = sum(f.estimated_size() for f in frames)\n"
+            "print('JSON:' + json.dumps([truth, [[k.holder, k.status, k.size] for k in found if k.holder == 'frames']]))",
+        ],
+        timeout=300,
+    )
+    assert errors(nb) == []
+    truth, leaks = json_line(nb.cells[-1])
+    assert truth == 4 * 16 * MB
+    assert leaks and leaks[0][1] == "growing", leaks
+    assert _close(leaks[0][2], truth), (leaks, truth)
