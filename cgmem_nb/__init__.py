@@ -59,9 +59,12 @@ __all__ = [
     "SessionStarted",
     "SizeError",
     "Summary",
+    "TasksFinished",
     "ThresholdBreached",
     "TrackedCache",
     "UsagePattern",
+    "WorkerLost",
+    "WorkerSample",
     "export",
     "format_bytes",
     "history",
@@ -83,7 +86,10 @@ if TYPE_CHECKING:
         Sample,
         SessionFinished,
         SessionStarted,
+        TasksFinished,
         ThresholdBreached,
+        WorkerLost,
+        WorkerSample,
     )
     from .outputs import export
     from .outputs.dashboard import MemoryDashboard
@@ -131,6 +137,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "LeakDetected": (_EVENTS, "LeakDetected"),
     "RecommendationGenerated": (_EVENTS, "RecommendationGenerated"),
     "ThresholdBreached": (_EVENTS, "ThresholdBreached"),
+    "WorkerSample": (_EVENTS, "WorkerSample"),
+    "TasksFinished": (_EVENTS, "TasksFinished"),
+    "WorkerLost": (_EVENTS, "WorkerLost"),
     "Report": ("cgmem_nb.outputs.report", "Report"),
     "LivePanel": ("cgmem_nb.outputs.panel", "LivePanel"),
     "MemoryDashboard": ("cgmem_nb.outputs.dashboard", "MemoryDashboard"),

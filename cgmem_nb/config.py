@@ -41,6 +41,10 @@ ENV_VARS: dict[str, str] = {
     "MEMORY_PROFILER_NATIVE": "native_memory",
 }
 
+#: Smallest ``sampling_rate`` accepted: one sample per 4 GB allocated on average. Below it a
+#: session would record nothing at all.
+MIN_SAMPLING_RATE = 1e-6
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -117,6 +121,9 @@ class ProfilerConfig:
         object.__setattr__(self, "leak_detection_interval", _seconds("leak_detection_interval", self.leak_detection_interval))
         object.__setattr__(self, "history_retention", _seconds("history_retention", self.history_retention))
         object.__setattr__(self, "sample_interval", _seconds("sample_interval", self.sample_interval))
+        for name, most in (("leak_detection_interval", 86_400.0), ("history_retention", 366 * 86_400.0)):
+            if getattr(self, name) > most:
+                raise ConfigError(f"{name}={getattr(self, name)!r} is not accepted: give seconds up to {most:.0f}")
         if self.sample_interval < 0.01 or self.sample_interval > 60:
             raise ConfigError(
                 f"sample_interval={self.sample_interval!r} is not accepted: give seconds from 0.01 to 60"
@@ -136,10 +143,11 @@ class ProfilerConfig:
                 )
         rate = self.sampling_rate
         if rate is not None:
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (0.0 < rate <= 1.0):
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (MIN_SAMPLING_RATE <= rate <= 1.0):
                 raise ConfigError(
-                    f"sampling_rate={rate!r} is not accepted: give a number above 0.0 and at most 1.0, "
-                    "or None for the default (1.0 records every allocation; use enabled=False to turn profiling off)"
+                    f"sampling_rate={rate!r} is not accepted: give a number from {MIN_SAMPLING_RATE:g} (one sample per "
+                    "4 GB) to 1.0, or None for the default (1.0 records every allocation; use enabled=False to turn "
+                    "profiling off)"
                 )
             object.__setattr__(self, "sampling_rate", float(rate))
         port = self.dashboard_port
@@ -183,6 +191,10 @@ class ProfilerConfig:
                 raise ConfigError(
                     f"MEMORY_PROFILER_LIMIT_MB={raw!r} is not accepted: give a positive number of megabytes, e.g. 2048"
                 )
+            if mb * 1000**2 > 2**63 - 1:
+                raise ConfigError(
+                    f"MEMORY_PROFILER_LIMIT_MB={raw!r} is not accepted: give at most {(2**63 - 1) // 1000**2} megabytes"
+                )
             values["memory_limit_bytes"] = int(mb * 1000**2)
         raw = env.get("MEMORY_PROFILER_SAMPLING_RATE")
         if raw is not None:
@@ -190,9 +202,10 @@ class ProfilerConfig:
                 rate = float(raw)
             except ValueError:
                 rate = float("nan")
-            if not (0.0 < rate <= 1.0):
+            if not (MIN_SAMPLING_RATE <= rate <= 1.0):
                 raise ConfigError(
-                    f"MEMORY_PROFILER_SAMPLING_RATE={raw!r} is not accepted: give a number above 0.0 and at most 1.0"
+                    f"MEMORY_PROFILER_SAMPLING_RATE={raw!r} is not accepted: give a number from {MIN_SAMPLING_RATE:g} "
+                    "(one sample per 4 GB allocated) to 1.0 (every allocation)"
                 )
             values["sampling_rate"] = rate
         raw = env.get("MEMORY_PROFILER_DASHBOARD_PORT")

@@ -32,3 +32,7 @@ class ResultFormatError(CgmemError, ValueError):
 
 class ExportError(CgmemError, ValueError):
     """An export was asked for something that does not exist (a table name, a directory)."""
+
+
+class ClusterError(CgmemError, ValueError):
+    """A Dask cluster cannot be profiled as asked (no client, not a client, an asynchronous one)."""

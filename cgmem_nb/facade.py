@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+import pandas as pd
+
 from .analysis import LEAK_DETECTOR, PATTERN_ANALYZER, RECOMMENDATION_ENGINE, Context, analyze_session
 from .engine.events.bus import EVENT_BUS
 from .engine.events.kinds import LeakDetected, RecommendationGenerated
@@ -96,8 +98,11 @@ class Facade:
             window = [o for o in OBSERVATIONS.items(since=since) if o is not now] + [now]
             found = analyze_session(result, window, before[-1] if before else None, user_namespace())
             self.findings.publish(profiler, found.leaks, found.recommendations)
+            leaks = leaks_frame(found.leaks)
+            if not result.leaks.empty:  # found elsewhere before the analysis (a Dask cluster's workers)
+                leaks = pd.concat([leaks, result.leaks], ignore_index=True) if len(leaks) else result.leaks
             return result.with_tables(
-                leaks=leaks_frame(found.leaks),
+                leaks=leaks,
                 patterns=patterns_frame(found.patterns),
                 recommendations=recommendations_frame(found.recommendations),
             )
@@ -105,8 +110,13 @@ class Facade:
             log.exception("cgmem_nb: the analysis of a session failed; the result has no analysis tables")
             return result
 
-    def detect_leaks(self, profiler: MemoryProfiler) -> list[MemoryLeak]:
-        """Take an observation now and run the leak detector over every observation kept."""
+    def detect_leaks(self, profiler: MemoryProfiler, *, observe: bool = True) -> list[MemoryLeak]:
+        """Take an observation now and run the leak detector over every observation kept.
+
+        ``observe=False`` is a read: no observation is taken, the detector's leak history is
+        not updated and nothing is published (the exports and the dashboard read this way)."""
+        if not observe:
+            return LEAK_DETECTOR.detect(OBSERVATIONS.items(), remember=False)
         log_observation(profiler)
         leaks = LEAK_DETECTOR.detect(OBSERVATIONS.items())
         self.findings.publish(profiler, leaks, [])
@@ -116,12 +126,14 @@ class Facade:
         """Per-category patterns over the observations and the stored session results."""
         return PATTERN_ANALYZER.analyze(OBSERVATIONS.items(), profiler.results)
 
-    def generate_recommendations(self, profiler: MemoryProfiler) -> list[Recommendation]:
-        """Recommendations over the user's variables, the leaks, the observations and the results."""
-        leaks = self.detect_leaks(profiler)
+    def generate_recommendations(self, profiler: MemoryProfiler, *, observe: bool = True) -> list[Recommendation]:
+        """Recommendations over the user's variables, the leaks, the observations and the results
+        (``observe=False``: a read, as for :meth:`detect_leaks`)."""
+        leaks = self.detect_leaks(profiler, observe=observe)
         ctx = Context(namespace=user_namespace(), observations=OBSERVATIONS.items(), leaks=leaks, results=profiler.results)
         recs = RECOMMENDATION_ENGINE.recommend(ctx)
-        self.findings.publish(profiler, [], recs)
+        if observe:
+            self.findings.publish(profiler, [], recs)
         return recs
 
     def export_json(self, profiler: MemoryProfiler, path: str | os.PathLike[str] | None, *, indent: int | None) -> str:

@@ -7,9 +7,14 @@ A bare number is a count of bytes.
 
 from __future__ import annotations
 
+import math
 import re
 
 from .errors import SizeError
+
+#: The largest size accepted anywhere (the largest value of an int64 column): 9.2 EB.
+MAX_SIZE = 2**63 - 1
+_ACCEPTED = "write a number and a unit such as '500 MB', '2 GiB', '750MiB' or plain bytes (units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
 
 _UNITS: dict[str, int] = {
     "": 1,
@@ -40,19 +45,29 @@ def parse_size(value: str | int | float, *, what: str = "size") -> int:
     if isinstance(value, bool):
         raise SizeError(f"{what} {value!r} is a bool; give a number of bytes or a string like '500 MB'")
     if isinstance(value, (int, float)):
-        if value < 0 or value != value:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SizeError(f"{what} {value!r} is not a size: give a finite number of bytes, or {_ACCEPTED}")
+        if value < 0:
             raise SizeError(f"{what} {value!r} must be a non-negative number of bytes")
-        return int(round(value))
+        return _checked(round(value), value, what)
     if not isinstance(value, str):
         raise SizeError(f"{what} {value!r} must be a number of bytes or a string like '500 MB'")
     match = _SIZE_RE.match(value)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
-        raise SizeError(
-            f"{what} {value!r} is not a size; write a number and a unit such as "
-            "'500 MB', '2 GiB', '750MiB' or plain bytes (units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-        )
-    return int(round(float(match.group(1)) * _UNITS[unit]))
+        shown = value if len(value) <= 100 else value[:40] + "..."
+        raise SizeError(f"{what} {shown!r} is not a size; {_ACCEPTED}")
+    number = float(match.group(1))
+    if not math.isfinite(number):
+        raise SizeError(f"{what} {value[:40]!r}... is too large: the largest size is {MAX_SIZE} bytes (9.2 EB)")
+    return _checked(round(number * _UNITS[unit]), value, what)
+
+
+def _checked(size: int, value: object, what: str) -> int:
+    if size > MAX_SIZE:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:40] + "..."
+        raise SizeError(f"{what} {shown} is too large: the largest size is {MAX_SIZE} bytes (9.2 EB)")
+    return int(size)
 
 
 def format_bytes(n: float | int | None, *, signed: bool = False) -> str:

@@ -59,6 +59,7 @@ line 2 made the temporary, line 3 made what was kept.
     ),
     code(
         """
+# nbval-stable: whole MB of exact allocations (a 200 MB array, 50 objects of 1 MB)
 import pandas as pd
 
 figures = ["peak_bytes", "retained_bytes", "allocated_bytes"]
@@ -85,6 +86,7 @@ r.lines.head()
     md("Rounded to MB, the story is stable:"),
     code(
         """
+# nbval-stable: whole MB of exact allocations (a 200 MB array, 50 objects of 1 MB)
 top = r.lines.head(2)
 pd.DataFrame({
     "location": top["location"].str.replace(r"In\\[\\d+\\]", "In[n]", regex=True),
@@ -104,6 +106,7 @@ pd.DataFrame({
     ),
     code(
         """
+# nbval-stable: whole MB of exact allocations (a 200 MB array, 50 objects of 1 MB)
 cats = r.categories
 cats.assign(peak_MB=(cats["peak_bytes"] / 1e6).round())[["category", "peak_MB"]].head(2)
 """

@@ -16,6 +16,17 @@ MB = 1000**2
 
 
 @pytest.fixture(autouse=True)
+def fresh_analysis_state() -> None:
+    """Each test starts with no holder observations and no leak history: the leak detector
+    and the observation log are process-wide, and a test must not see another's leaks."""
+    from cgmem_nb.analysis import LEAK_DETECTOR
+    from cgmem_nb.session.holders import OBSERVATIONS
+
+    OBSERVATIONS.clear()
+    LEAK_DETECTOR.reset()
+
+
+@pytest.fixture(autouse=True)
 def profiler_left_clean() -> Iterator[None]:
     """Fail a test that leaves a session, a tracer or the monitor thread running."""
     was_tracing = tracemalloc.is_tracing()

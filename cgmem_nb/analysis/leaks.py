@@ -268,8 +268,11 @@ class LeakDetector:
             grade = max(grade, 3 if ttl < s.ttl_critical else 2 if ttl < s.ttl_high else 1 if ttl < s.ttl_medium else 0)
         return LeakImpact.from_rank(grade), ttl
 
-    def detect(self, observations: Sequence[Observation], *, now: float | None = None) -> list[MemoryLeak]:
-        """Leaks in ``observations`` (time order), biggest impact first; resolved ones follow."""
+    def detect(self, observations: Sequence[Observation], *, now: float | None = None, remember: bool = True) -> list[MemoryLeak]:
+        """Leaks in ``observations`` (time order), biggest impact first; resolved ones follow.
+
+        ``remember=False`` reads the leak history without updating it (what the exports and
+        the dashboard do: a read never changes what a later call finds)."""
         now = time.time() if now is None else now
         if not observations:
             return [leak for leak in self._known.values() if leak.status == "resolved"]
@@ -304,7 +307,8 @@ class LeakDetector:
             else:  # stopped growing but still held: still leaked memory
                 found[leak_id] = replace(old, status="held", size=reading.size, last_seen=last.t, last_cell=last.cell,
                                          age=max(now - old.first_seen, 0.0), growth_rate=0.0, time_to_limit=None)
-        self._known = dict(found)
+        if remember:
+            self._known = dict(found)
         return sorted(found.values(), key=lambda k: (k.status == "resolved", -k.estimated_impact.rank, -k.size))
 
     def reset(self) -> None:

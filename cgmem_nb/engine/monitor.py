@@ -28,6 +28,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import ConfigError
 from ..schema.levels import PressureLevel
 from . import probes
 from .events.bus import EVENT_BUS, EventBus
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 
 #: Default seconds between ticks.
 DEFAULT_INTERVAL = 0.1
+#: Seconds between ticks a subscriber may ask for (a NaN, an infinity or 1e-9 would stall
+#: the thread or the kernel).
+MIN_INTERVAL = 0.001
+MAX_INTERVAL = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,10 @@ class Monitor:
         """Call ``callback(tick)`` on the monitor thread every ``interval`` seconds (the
         smallest interval among subscribers wins). Starts the thread if needed; close the
         subscription to stop (the thread stops when no subscription is left)."""
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+            raise ConfigError(
+                f"monitor interval={interval!r} is not accepted: give seconds from {MIN_INTERVAL} to {MAX_INTERVAL:.0f}"
+            )
         sub: Subscription[Tick] = Subscription(callback, self._remove, interval=interval)
         with self._lock:
             self._subs.append(sub)

@@ -16,10 +16,11 @@ from IPython.core.magic import Magics, magics_class
 from IPython.core.magic import line_magic as _line_magic
 
 from ..schema import leaks_frame, recommendations_frame
-from ..session.history import WATCHER
+from ..session.history import MAX_WATCH_INTERVAL, MIN_WATCH_INTERVAL, WATCHER
 from ..session.profiler import MEMORY_PROFILER
 from ..session.variables import variables
 from ..units import format_bytes
+from . import magic_args
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,15 +35,17 @@ def _argument(*args: Any, **kwargs: Any) -> Callable[[F], F]:
 
 
 def _parse(magic: Any, line: str) -> Any:
-    return _magic_arguments.parse_argstring(magic, line)
+    args = magic_args.parse(magic, line)
+    magic_args.checked_config()
+    return args
 
 
 line_magic = cast(Callable[[F], F], _line_magic)
 
 
 def _top(frame: pd.DataFrame, top: int | None) -> pd.DataFrame:
-    if top is not None and top < 0:
-        raise UsageError(f"--top {top} is not accepted: give 0 or more rows")
+    if top is not None and not 0 <= top <= 1_000_000:
+        raise UsageError(f"--top {top} is not accepted: give 0 to 1000000 rows")
     return frame if top is None else frame.head(top)
 
 
@@ -66,9 +69,11 @@ class AnalysisMagics(Magics):
         """
         args = _parse(self.memwatch, line)
         if args.state == "on":
-            interval = MEMORY_PROFILER.config.leak_detection_interval if args.interval is None else args.interval
-            if interval < 0:
-                raise UsageError(f"--interval {interval} is not accepted: give 0 (off) or more seconds")
+            interval = magic_args.seconds(
+                self.memwatch, "--interval", args.interval, low=MIN_WATCH_INTERVAL, high=MAX_WATCH_INTERVAL, zero=True
+            )
+            if interval is None:
+                interval = min(MEMORY_PROFILER.config.leak_detection_interval, MAX_WATCH_INTERVAL)
             WATCHER.start(self.shell, MEMORY_PROFILER, stacks=args.stacks, observe_holders=not args.no_holders, interval=interval)
         elif args.state == "off":
             WATCHER.stop()

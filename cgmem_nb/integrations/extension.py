@@ -15,6 +15,7 @@ from typing import Any
 
 from ..engine.events.bus import EVENT_BUS
 from ..engine.events.kinds import CellFinished, CellStarted
+from ..errors import CgmemError
 from ..session import notebook
 from ..session.profiler import MEMORY_PROFILER
 
@@ -33,14 +34,21 @@ def _label(number: int | None) -> str:
     return f"In[{number}]" if number is not None else "cell"
 
 
+def _publishing() -> bool:
+    try:
+        return MEMORY_PROFILER.publishing
+    except CgmemError:  # a bad MEMORY_PROFILER_* variable: the magics report it, not every cell
+        return False
+
+
 def _cell_started(info: Any = None) -> None:
-    if MEMORY_PROFILER.publishing:
+    if _publishing():
         number = notebook.current_cell()
         EVENT_BUS.publish(CellStarted(number, _label(number)))
 
 
 def _cell_finished(result: Any = None) -> None:
-    if MEMORY_PROFILER.publishing:
+    if _publishing():
         number = getattr(result, "execution_count", None)
         number = number if isinstance(number, int) else notebook.current_cell()
         error = getattr(result, "error_in_exec", None) or getattr(result, "error_before_exec", None)

@@ -9,6 +9,7 @@ sub-session. Both record; the outer one sees everything the inner one saw.
 
 from __future__ import annotations
 
+import keyword
 import re
 from typing import Any
 
@@ -18,16 +19,20 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.display import display
 
 from ..config import TracerChoice
-from ..errors import CgmemError
-from ..outputs.report import DEFAULT_TOP, Report
+from ..errors import CgmemError, ClusterError
+from ..outputs.report import DEFAULT_TOP, MAX_TOP, Report
 from ..session.profiler import MEMORY_PROFILER
 from ..session.result import ProfileResult
 from ..session.runner import run_in_session
-from .cell_runner import TopLevelAwaitError, run_cell_code
+from . import magic_args
+from .cell_runner import TopLevelAwaitError, prepare_cell
 
 # Options that take a value, for splitting `%memprofile OPTIONS STATEMENT`.
 _VALUE_OPTIONS = {"-o", "--output", "--depth", "--limit", "--top", "--label"}
+# `--sample` takes a value only when one follows that reads as a size (`--sample 64KiB y = 1`).
+_OPTIONAL_SIZE_OPTIONS = {"--sample"}
 _TOKEN = re.compile(r"""\s*("[^"]*"|'[^']*'|\S+)""")
+_SIZE_TOKEN = re.compile(r"""^["']?\s*[0-9]*\.?[0-9]+\s*[A-Za-z]*\s*["']?$""")
 
 
 def split_line_statement(line: str) -> tuple[str, str]:
@@ -39,17 +44,22 @@ def split_line_statement(line: str) -> tuple[str, str]:
             break
         option = match.group(1).split("=", 1)[0]
         pos = match.end()
-        if option in _VALUE_OPTIONS and "=" not in match.group(1):
+        if "=" in match.group(1):
+            continue
+        if option in _VALUE_OPTIONS:
             value = _TOKEN.match(line, pos)
             if value is None:
                 break
             pos = value.end()
+        elif option in _OPTIONAL_SIZE_OPTIONS:
+            value = _TOKEN.match(line, pos)
+            if value is not None and _SIZE_TOKEN.match(value.group(1)):
+                pos = value.end()
     return line[:pos], line[pos:].strip()
 
 
 def _usage_error(message: str) -> UsageError:
-    usage = CgmemMagics.memprofile.parser.format_usage().replace("::", "").strip()
-    return UsageError(f"{message}\nusage: {' '.join(usage.split())}")
+    return magic_args.usage_error(CgmemMagics.memprofile, message)
 
 
 @magics_class
@@ -69,6 +79,11 @@ class CgmemMagics(Magics):
     @magic_arguments.argument("--label", metavar="TEXT", help="Label of the result (default In[n]).")
     @magic_arguments.argument("-q", "--quiet", action="store_true", help="Show no report (the result is still stored).")
     @magic_arguments.argument("--live", action="store_true", help="Show a live panel (chart, pressure, figures) while the cell runs.")
+    @magic_arguments.argument(
+        "--dask", nargs="?", const="", metavar="CLIENT",
+        help="Also profile every worker of a Dask cluster for the span of the cell: the distributed.Client in "
+        "the variable CLIENT (default: the current client). Adds the tasks and workers tables; needs cgmem_nb[dask].",
+    )
     @magic_arguments.argument(
         "--guard", action="store_true",
         help="Interrupt the cell (KeyboardInterrupt) when memory reaches guard_fraction (default 95%%) of the limit.",
@@ -106,28 +121,32 @@ class CgmemMagics(Magics):
             if raw and cell and raw.endswith(cell) and "%%memprofile" in raw[: len(raw) - len(cell)]:
                 full_source = raw
                 first_line = raw[: len(raw) - len(cell)].count("\n") + 1
-        try:
-            args = magic_arguments.parse_argstring(self.memprofile, options)
-        except UsageError as exc:
-            raise _usage_error(str(exc)) from None
-        for name in ("limit", "label", "output", "sample"):
-            value = getattr(args, name)
-            if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-                setattr(args, name, value[1:-1])
-        if args.output and not args.output.isidentifier():
-            raise _usage_error(f"-o {args.output!r} is not a valid variable name")
-        if args.top is not None and args.top < 0:
-            raise _usage_error(f"--top {args.top} is not accepted: give 0 or more lines")
+        args = magic_args.parse(self.memprofile, options)
+        magic_args.checked_config()
+        if args.output is not None and (not args.output.isidentifier() or keyword.iskeyword(args.output)):
+            raise _usage_error(f"-o {args.output!r} is not accepted: give a variable name such as r")
+        if args.top is not None and not 0 <= args.top <= MAX_TOP:
+            raise _usage_error(f"--top {args.top} is not accepted: give 0 to {MAX_TOP} lines")
         try:
             if args.exact and args.sample:
                 raise _usage_error("--exact and --sample exclude each other: choose one tracer")
             tracer: TracerChoice = "exact" if args.exact else ("sampled" if args.sample else "auto")
             interval = args.sample if args.sample not in (None, "default") else None
             session = MEMORY_PROFILER.session(
-                args.label, depth=args.depth, limit=args.limit, guard=True if args.guard else None, tracer=tracer, interval=interval
+                args.label, depth=args.depth, limit=args.limit, guard=True if args.guard else None, tracer=tracer, interval=interval,
+                companions=_cluster(self.shell, args.dask),
             )
         except CgmemError as exc:
             raise _usage_error(str(exc)) from None
+        # Transform, parse and compile before the session starts: a syntax error costs nothing,
+        # and the compiler's own allocations are not the cell's.
+        try:
+            prepared = (
+                prepare_cell(self.shell, code_text, full_source=full_source, first_line=first_line)
+                if code_text.strip() else None
+            )
+        except TopLevelAwaitError as exc:
+            raise UsageError(str(exc)) from None
         # The live panel is shown before the cell body runs, so it sits above the cell's own output.
         try:
             panel = _show_live_panel(session.label) if args.live else None
@@ -136,35 +155,37 @@ class CgmemMagics(Magics):
 
         def body() -> Any:
             __tracebackhide__ = True  # noqa: F841 - hides this frame in IPython tracebacks
-            if not code_text.strip():
-                return None
-            return run_cell_code(
-                self.shell, code_text, full_source=full_source, first_line=first_line, checkpoint=session.checkpoint
-            )
+            return None if prepared is None else prepared.run(self.shell, session.checkpoint)
 
         def deliver(result: ProfileResult, error: BaseException | None) -> None:
-            self._deliver(args, result, panel, report=not isinstance(error, TopLevelAwaitError))
+            self._deliver(args, result, panel)
 
-        try:
-            return run_in_session(session, body, deliver)
-        except TopLevelAwaitError as exc:
-            raise UsageError(str(exc)) from None
+        return run_in_session(session, body, deliver)
 
     def _current_raw_cell(self) -> str | None:
         history = getattr(self.shell, "history_manager", None)
         raw = getattr(history, "input_hist_raw", None)
         return raw[-1] if raw else None
 
-    def _deliver(self, args: Any, result: ProfileResult, panel: Any = None, report: bool = True) -> None:
+    def _deliver(self, args: Any, result: ProfileResult, panel: Any = None) -> None:
         if panel is not None:
             panel.finalize(result)
-        if not report:
-            return
         if args.output:
             assert self.shell is not None
             self.shell.user_ns[args.output] = result
         if not args.quiet:
             display(Report(result, top=args.top))
+
+
+def _cluster(shell: Any, name: str | None) -> list[Any]:
+    """The companion that profiles a Dask cluster for ``--dask [CLIENT]`` (imported lazily), if asked."""
+    if name is None:
+        return []
+    try:
+        from .dask.companion import DaskCompanion, client_named
+    except ImportError as exc:
+        raise ClusterError(f"--dask needs Dask's distributed package ({exc}): pip install 'cgmem_nb[dask]'") from None
+    return [DaskCompanion(client_named(shell.user_ns, name))]
 
 
 def _show_live_panel(label: str | None) -> Any:

@@ -12,6 +12,7 @@ their last state). Running ``%mempanel`` again replaces the open panel.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from IPython.core import magic_arguments
@@ -19,6 +20,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 
 from ..errors import CgmemError
+from . import magic_args
 
 _KERNEL_PANEL: Any = None
 
@@ -55,11 +57,10 @@ class PanelMagics(Magics):
         reach the kernel only after a busy cell ends, so the panel has no buttons.
         """
         global _KERNEL_PANEL
-        try:
-            args = magic_arguments.parse_argstring(self.mempanel, line)
-        except UsageError as exc:
-            usage = " ".join(self.mempanel.parser.format_usage().replace("::", "").split())
-            raise UsageError(f"{exc}\nusage: {usage}") from None
+        args = magic_args.parse(self.mempanel, line)
+        magic_args.checked_config()
+        if not (math.isfinite(args.rate) and 0.1 <= args.rate <= 60):
+            raise magic_args.usage_error(self.mempanel, f"--rate {args.rate!r} is not accepted: give redraws per second from 0.1 to 60")
         if args.close:
             if not close_kernel_panel():
                 print("cgmem_nb: no %mempanel is open")

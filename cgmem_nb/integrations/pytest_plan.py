@@ -9,6 +9,7 @@ plugin leaves alone (the common case).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,11 @@ class Settings:
         """True when every test runs in a session (summary, JSON or a default limit)."""
         return self.summary or self.json_path is not None or self.limit is not None
 
+
+#: Most repetitions ``no_leaks`` accepts (warm-ups, and measured runs).
+MAX_REPEAT = 1000
+#: Most tests ``--memprofile-top`` shows.
+MAX_TOP = 100_000
 
 #: Where the resolved settings live (``config.stash``).
 SETTINGS = pytest.StashKey[Settings]()
@@ -119,15 +125,34 @@ def resolve_settings(config: pytest.Config) -> Settings:
         )
     settings.tracer = tracer
     raw_json = str(_option(config, "memprofile_json") or "").strip()
-    settings.json_path = Path(raw_json) if raw_json else None
+    settings.json_path = _json_path(raw_json, Path(config.invocation_params.dir)) if raw_json else None
     raw_top = _option(config, "memprofile_top")
     try:
         settings.top = int(raw_top)
     except (TypeError, ValueError):
         raise pytest.UsageError(f"cgmem_nb: memprofile top {raw_top!r} is not accepted: give a whole number") from None
-    if settings.top < 0:
-        raise pytest.UsageError(f"cgmem_nb: memprofile top {settings.top} is not accepted: give 0 or more")
+    if not 0 <= settings.top <= MAX_TOP:
+        raise pytest.UsageError(f"cgmem_nb: memprofile top {settings.top} is not accepted: give 0 to {MAX_TOP}")
     return settings
+
+
+def _json_path(raw: str, base: Path) -> Path:
+    """The ``--memprofile-json`` file, checked before the run: it must be a file that can be
+    written, in a folder that exists or can be created."""
+    path = Path(raw) if Path(raw).is_absolute() else base / raw
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # missing folders are created at the end
+        folder = folder.parent
+    problem = None
+    if path.is_dir():
+        problem = "it is a folder; give a file name such as memory.json"
+    elif not folder.is_dir():
+        problem = f"{str(folder)!r} is a file, not a folder"
+    elif not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        problem = "it cannot be written (no permission)"
+    if problem is not None:
+        raise pytest.UsageError(f"cgmem_nb: memprofile json {raw!r} is not accepted: {problem}")
+    return path
 
 
 def configure(config: pytest.Config) -> None:
@@ -179,10 +204,10 @@ def _leak_spec(marker: pytest.Mark) -> LeakSpec:
         kwargs["tolerance"] = marker.args[0]
     tolerance = _size_arg(kwargs.get("tolerance", DEFAULT_LEAK_TOLERANCE), "no_leaks tolerance")
     warmup, runs = kwargs.get("warmup", DEFAULT_WARMUP), kwargs.get("runs", DEFAULT_RUNS)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        pytest.fail(f"cgmem_nb: no_leaks warmup={warmup!r} is not accepted: give 0 or more repetitions", pytrace=False)
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 2:
-        pytest.fail(f"cgmem_nb: no_leaks runs={runs!r} is not accepted: give 2 or more measured runs", pytrace=False)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= MAX_REPEAT:
+        pytest.fail(f"cgmem_nb: no_leaks warmup={warmup!r} is not accepted: give 0 to {MAX_REPEAT} repetitions", pytrace=False)
+    if isinstance(runs, bool) or not isinstance(runs, int) or not 2 <= runs <= MAX_REPEAT:
+        pytest.fail(f"cgmem_nb: no_leaks runs={runs!r} is not accepted: give 2 to {MAX_REPEAT} measured runs", pytrace=False)
     return LeakSpec(tolerance, warmup, runs)
 
 

@@ -253,6 +253,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     settings = session.config.stash.get(SETTINGS, None)
     if settings is None or settings.json_path is None or hasattr(session.config, "workerinput"):
         return
+    from ..errors import ExportError
     from ..session.serialize import write_atomically
 
     document = {
@@ -265,4 +266,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path: Path = settings.json_path
     if not path.is_absolute():
         path = Path(session.config.invocation_params.dir) / path
-    write_atomically(path, json.dumps(document, indent=2, sort_keys=True))
+    try:
+        write_atomically(path, json.dumps(document, indent=2, sort_keys=True))
+    except ExportError as exc:  # checked before the run; the disk may still fill up
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"cgmem_nb: the memory figures were not written: {exc}", red=True)

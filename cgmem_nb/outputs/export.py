@@ -13,7 +13,6 @@ A result's own exports are ``ProfileResult.to_json(path)`` / ``ProfileResult.to_
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -27,7 +26,9 @@ from ..errors import ExportError, ResultFormatError
 from ..schema import PressureLevel, leaks_frame, recommendations_frame
 from ..session.serialize import (
     NA_REP,
+    check_table_name,
     dumps,
+    loads,
     frame_to_csv_text,
     read_csv_kwargs,
     read_csv_tables,
@@ -102,10 +103,11 @@ def category_rows(profiler: MemoryProfiler, metrics: MemoryMetrics | None = None
 
 def findings_tables(profiler: MemoryProfiler) -> dict[str, pd.DataFrame]:
     """``profiler.detect_leaks()`` and ``profiler.generate_recommendations()`` as the
-    ``leaks`` and ``recommendations`` tables."""
+    ``leaks`` and ``recommendations`` tables, read without changing anything (``observe=False``:
+    an export takes no observation and leaves the leak history as it was)."""
     return {
-        "leaks": leaks_frame(profiler.detect_leaks()),
-        "recommendations": recommendations_frame(profiler.generate_recommendations()),
+        "leaks": leaks_frame(profiler.detect_leaks(observe=False)),
+        "recommendations": recommendations_frame(profiler.generate_recommendations(observe=False)),
     }
 
 
@@ -176,10 +178,17 @@ def profiler_json(profiler: MemoryProfiler, path: str | os.PathLike[str] | None 
 
 def tables_from_json(text: str) -> dict[str, pd.DataFrame]:
     """The tables of a :func:`profiler_json` document, with their dtypes."""
-    data = json.loads(text)
+    data = loads(text, what="the profiler export")
     if not isinstance(data, dict) or data.get("format") != _PROFILER_FORMAT:
-        raise ResultFormatError(f"not a cgmem_nb profiler export (format={data.get('format')!r})")
-    return {name: table_from_dict(spec) for name, spec in data["tables"].items()}
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ResultFormatError(f"not a cgmem_nb profiler export (format={found!r})")
+    specs = data.get("tables")
+    if not isinstance(specs, dict):
+        raise ResultFormatError("the profiler export's 'tables' must map table names to tables")
+    return {
+        check_table_name(name): table_from_dict(spec, where=f"the profiler export, table {name!r}")
+        for name, spec in specs.items()
+    }
 
 
 def profiler_csv(profiler: MemoryProfiler, directory: str | os.PathLike[str]) -> dict[str, Path]:
@@ -213,7 +222,7 @@ def prometheus(profiler: MemoryProfiler | None = None, *, leaks_detected: int | 
     m = metrics_dict(profiler, metrics)
     cats = category_rows(profiler, metrics)
     if leaks_detected is None:
-        leaks_detected = len(profiler.detect_leaks())
+        leaks_detected = len(profiler.detect_leaks(observe=False))
 
     def families() -> Iterable[Any]:
         for name, doc, value in (

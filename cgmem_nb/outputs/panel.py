@@ -28,7 +28,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ..engine.events.kinds import ProfilerEvent, Sample
+from ..engine.events.kinds import ProfilerEvent, Sample, TasksFinished, WorkerSample
 from ..errors import CgmemError
 from ..schema import MemoryLeak, PressureLevel, Recommendation
 from ..session.profiler import MEMORY_PROFILER, MemoryProfiler
@@ -37,6 +37,9 @@ from ..units import format_bytes
 from .charts import PANEL, Chart, ChartContext, TimelineChart, charts_for
 from .feed import FeedCursor, FeedFigures, LiveFeed
 from .theme import LEVEL_COLORS
+
+#: Events that come several times a second: they redraw at most ``max_rate`` times a second.
+_STREAMED = (Sample, WorkerSample, TasksFinished)
 
 if TYPE_CHECKING:
     import ipywidgets
@@ -342,10 +345,10 @@ class LivePanel:
             self._on_feed(event)
 
     def _on_feed(self, event: ProfilerEvent | None) -> None:
-        # Samples redraw at most max_rate times a second; the rare events (a cell or a session
+        # Samples (and a cluster's readings) redraw at most max_rate times a second; the rare events (a cell or a session
         # ending, a finding) redraw at once.
         with self._lock:
-            if not isinstance(event, Sample) or self._clock() - self._last_redraw >= 1.0 / self.max_rate:
+            if not isinstance(event, _STREAMED) or self._clock() - self._last_redraw >= 1.0 / self.max_rate:
                 self._redraw()
 
     def _redraw(self, force: bool = False) -> None:
@@ -354,7 +357,7 @@ class LivePanel:
         update = self.feed.read(self._cursor)
         self._cursor = update.cursor
         findings = update.leaks is not None
-        if not (update.samples or update.gaps or update.markers or findings or force):
+        if not (update.samples or update.gaps or update.markers or findings or force or not update.cluster.empty):
             return
         self.redraws += 1
         if findings:

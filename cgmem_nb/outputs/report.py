@@ -12,11 +12,14 @@ from typing import Any
 
 import pandas as pd
 
-from ..schema import Summary
+from ..schema import KERNEL, Summary
 from ..session.result import ProfileResult
 from ..units import format_bytes
+from .cluster_report import cluster_html, cluster_text
 
 DEFAULT_TOP = 10
+#: Most lines a report shows (``--top``).
+MAX_TOP = 10_000
 
 
 def _headline(result: ProfileResult) -> list[tuple[str, str]]:
@@ -61,6 +64,8 @@ def _top_lines(result: ProfileResult, top: int) -> list[dict[str, Any]]:
     lines = result.lines
     if lines.empty:
         return []
+    if result.summary.workers:  # the workers' lines have their own section
+        lines = lines[lines["where"].fillna(KERNEL) == KERNEL]
     return [dict(r) for _, r in lines.head(top).iterrows()]
 
 
@@ -102,6 +107,7 @@ def render_text(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
     if not cats.empty:
         out.append("")
         out.append("By category: " + ", ".join(f"{c} {format_bytes(int(b))}" for c, b in zip(cats["category"], cats["peak_bytes"])))
+    out += cluster_text(result, top)
     return "\n".join(out)
 
 
@@ -160,6 +166,7 @@ def render_html(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
                 f'<td style="{_CSS_NUM}">{e(format_bytes(int(kept_b)))}</td></tr>'
             )
         parts.append("</table>")
+    parts.append(cluster_html(result, top))
     parts.append("</div>")
     return "".join(parts)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..schema import PressureLevel
 
-__all__ = ["GAP_COLOR", "LEVEL_COLORS", "MB", "RSS_COLOR", "SERIES_COLORS", "TRACED_COLOR", "level_color"]
+__all__ = ["GAP_COLOR", "LEVEL_COLORS", "MB", "RSS_COLOR", "SERIES_COLORS", "TRACED_COLOR", "WORKER_COLORS", "level_color"]
 
 #: Bytes per plotted megabyte (charts plot MB; tables and hovers keep exact bytes).
 MB = 1_000_000.0
@@ -31,6 +31,9 @@ SERIES_COLORS: dict[str, str] = {
     "session": "#444444",
     "cell": "#aaaaaa",
 }
+
+#: One colour per Dask worker in the cluster charts (the first eight workers).
+WORKER_COLORS: tuple[str, ...] = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
 
 
 def level_color(level: PressureLevel | str) -> str:

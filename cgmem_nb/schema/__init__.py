@@ -17,9 +17,10 @@ from __future__ import annotations
 from .findings import MemoryLeak, Recommendation, UsagePattern, leaks_frame, patterns_frame, recommendations_frame
 from .levels import Difficulty, LeakImpact, PressureLevel
 from .summary import GuardLine, GuardReport, Summary
-from .tables import PROFILER_TABLES, TABLES, Column, columns_of, make_frame, records_frame, schema_markdown
+from .tables import KERNEL, PROFILER_TABLES, TABLES, Column, columns_of, make_frame, records_frame, schema_markdown
 
 __all__ = [
+    "KERNEL",
     "PROFILER_TABLES",
     "TABLES",
     "Column",

@@ -15,6 +15,7 @@ cgmem_nb 0.3.
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -56,11 +57,16 @@ class GuardReport:
     method: str | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GuardReport:
-        """Read the form written by :meth:`Summary.to_dict`."""
-        values = _known(cls, data)
+    def from_dict(cls, data: Mapping[str, Any], *, strict: bool = False) -> GuardReport:
+        """Read the form written by :meth:`Summary.to_dict` (``strict``: check every figure's
+        type, raising ``TypeError`` / ``ValueError`` naming it)."""
+        values = _known(cls, data, strict=strict)
+        lines = data.get("top_lines", ())
+        if strict and not isinstance(lines, (list, tuple)):
+            raise TypeError(f"guard.top_lines must be a list, not {type(lines).__name__}")
         values["top_lines"] = tuple(
-            line if isinstance(line, GuardLine) else GuardLine(**_known(GuardLine, line)) for line in data.get("top_lines", ())
+            line if isinstance(line, GuardLine) else GuardLine(**_known(GuardLine, _mapping(line, "guard line"), strict=strict))
+            for line in lines
         )
         return cls(**values)
 
@@ -137,21 +143,27 @@ class Summary:
     guard_triggered: bool = False
     #: What the guard saw when it fired.
     guard: GuardReport | None = None
+    #: Dask workers profiled with the session (``%%memprofile --dask``), and the tasks they ran.
+    workers: int = 0
+    tasks: int = 0
+    #: What to know about the cluster part (a worker lost, a client gone), one message per line.
+    cluster_notes: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict of every figure (the guard report as a nested dict)."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | Summary) -> Summary:
+    def from_dict(cls, data: Mapping[str, Any] | Summary, *, strict: bool = False) -> Summary:
         """Rebuild a summary from :meth:`to_dict` output (missing figures take their defaults;
-        figures this version does not know are ignored)."""
+        figures this version does not know are ignored). ``strict`` (what the file readers use)
+        checks each figure's type and range, raising ``TypeError`` / ``ValueError`` naming it."""
         if isinstance(data, Summary):
             return data
-        values = _known(cls, data)
+        values = _known(cls, data, strict=strict)
         guard = values.get("guard")
         if guard is not None and not isinstance(guard, GuardReport):
-            values["guard"] = GuardReport.from_dict(guard)
+            values["guard"] = GuardReport.from_dict(_mapping(guard, "guard"), strict=strict)
         return cls(**values)
 
     def replace(self, **changes: Any) -> Summary:
@@ -182,6 +194,30 @@ def _warn_key(key: str) -> None:
     )
 
 
-def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} must be an object, not {type(value).__name__}")
+    return value
+
+
+_INT_RANGE = 2**63
+_CHECKS: dict[str, Any] = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool) and -_INT_RANGE < v < _INT_RANGE,
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    "str": lambda v: isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+    "None": lambda v: v is None,
+}
+
+
+def _known(cls: type, data: Mapping[str, Any], *, strict: bool = False) -> dict[str, Any]:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in data.items() if k in fields}
+    if strict:
+        for name, value in values.items():
+            kinds = [t.strip() for t in str(fields[name].type).split("|")]
+            checks = [_CHECKS[k] for k in kinds if k in _CHECKS]
+            if len(checks) == len(kinds) and not any(check(value) for check in checks):
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                raise ValueError(f"{name}={shown} is not accepted: expected {' or '.join(kinds)}")
+    return values

@@ -32,6 +32,9 @@ def _cols(*spec: tuple[str, str, str]) -> tuple[Column, ...]:
 
 _BYTES = "Int64"
 
+#: The ``where`` of rows recorded in the profiling process itself (not on a Dask worker).
+KERNEL = "kernel"
+
 #: Every table: name -> columns.
 TABLES: dict[str, tuple[Column, ...]] = {
     "lines": _cols(
@@ -45,6 +48,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("peak_bytes", _BYTES, "Bytes the line held at the moment of the session's peak."),
         ("retained_bytes", _BYTES, "Bytes the line allocated that were still alive when the session ended."),
         ("count", "Int64", "Blocks still alive at the end (retained), or at the peak when none were retained."),
+        ("where", "string", "The process: `kernel`, or a Dask worker's address (`%%memprofile --dask`); a worker's peak is its own."),
         ("native_peak_bytes", _BYTES, "Of `peak_bytes`, what native allocators held (C heap, mmap, library pools); the rest is Python objects and numpy buffers."),
         ("native_retained_bytes", _BYTES, "Of `retained_bytes`, what native allocators still held at the end."),
         ("domain", "string", "Where most of the line's bytes came from: `python`, `numpy`, `c heap`, `mmap` or `library pool` (see the `stacks` table for each)."),
@@ -61,6 +65,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("peak_bytes", _BYTES, "Bytes held at the session's peak."),
         ("retained_bytes", _BYTES, "Bytes still alive at the end."),
         ("count", "Int64", "Blocks alive at the end (or at the peak)."),
+        ("where", "string", "The process: `kernel`, or a Dask worker's address."),
         ("domain", "string", "Where the bytes came from: `python` (objects), `numpy` (data buffers), `c heap` (malloc and its family), `mmap` (anonymous mappings) or `library pool` (an allocator inside a library: jemalloc in Polars, Arrow, DuckDB; Arrow's mimalloc). Missing for the exact tracer."),
         ("via", "string", "How the stack was found when the allocating thread had none: `worker thread` (a thread with no Python frame: charged to the statement the session ran) or `GIL released` (the session's own thread inside a C call); missing for the thread's own stack."),
     ),
@@ -86,6 +91,50 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("rss_bytes", _BYTES, "Resident set size of the process."),
         ("traced_bytes", _BYTES, "Bytes the tracer saw, counted from the session's start."),
         ("gap", "boolean", "True where the reading came late (the GIL was held by a C call)."),
+    ),
+    # -- a Dask cluster profiled with the kernel (`%%memprofile --dask`, cgmem_nb.dask) --
+    "tasks": _cols(
+        ("key", "string", "The task's key, as text (`('read_csv-0a1b', 3)`)."),
+        ("prefix", "string", "The key's prefix, the name Dask's dashboard shows (`read_csv`, `groupby-agg`)."),
+        ("group", "string", "The key's group (the prefix with its token, one per `.map` or graph layer)."),
+        ("worker", "string", "Address of the worker that ran it."),
+        ("thread_id", "Int64", "Thread of the worker that ran it (`threading.get_ident()` there)."),
+        ("start_s", "float64", "Seconds from the session's start to the task's start (the clocks of kernel and worker)."),
+        ("duration_s", "float64", "Seconds the task computed (Dask's own compute span)."),
+        ("peak_bytes", _BYTES, "Most traced bytes the task held at once above its start: the worker's traced peak over the task when it ran alone (`exclusive`), else the samples of its thread at checkpoints (a lower bound)."),
+        ("retained_bytes", _BYTES, "Traced bytes allocated on its thread while it ran and still alive when it ended (its result included)."),
+        ("allocated_bytes", _BYTES, "Traced bytes allocated on its thread while it ran, freed or not (sampled tracer; the exact tracer gives the retained bytes)."),
+        ("result_bytes", _BYTES, "Size of its result as Dask measured it (`sizeof`, the managed memory it adds)."),
+        ("unmanaged_after_bytes", _BYTES, "The worker's unmanaged memory when it ended: process memory minus Dask's managed bytes."),
+        ("exclusive", "boolean", "True when no other task of its worker ran at the same time (its peak is then the worker's traced peak over its span)."),
+        ("state", "string", "`memory` (finished), `error`, or `running` (still running when its worker was lost)."),
+    ),
+    "workers": _cols(
+        ("worker", "string", "The worker's address."),
+        ("name", "string", "The worker's name in the cluster."),
+        ("pid", "Int64", "Process id of the worker."),
+        ("status", "string", "`profiled`; `joined` (came mid-session, profiled from then); `died` (lost mid-session); `left`; `not profiled` (see `note`)."),
+        ("tracer", "string", "The tracer that ran there: `sampled`, or `exact` where the native sampler is not available."),
+        ("rss_before_bytes", _BYTES, "Process memory of the worker when the session started there."),
+        ("rss_after_bytes", _BYTES, "Process memory when it stopped (the last sample for a lost worker)."),
+        ("rss_peak_bytes", _BYTES, "Highest process memory seen during the session."),
+        ("traced_peak_bytes", _BYTES, "Most traced bytes held at once above the session's start there."),
+        ("tasks_peak_bytes", _BYTES, "Most bytes the session's tasks held at once: a task's peak plus the managed results present when it started, at its worst task."),
+        ("explained", "float64", "Share of the process peak's growth (`rss_peak - rss_before`) that `tasks_peak_bytes` explains (0 to 1)."),
+        ("memory_limit_bytes", _BYTES, "Dask's memory limit of the worker (0 when none)."),
+        ("tasks", "Int64", "Tasks it ran in the session."),
+        ("restarted", "boolean", "True when its nanny restarted it (for memory: see `note`)."),
+        ("died", "boolean", "True when it was lost before the session ended."),
+        ("last_task", "string", "Task it was running at its last sample (for a lost worker: what it died running)."),
+        ("note", "string", "What to know: a tracer fallback, why it died, why it was not profiled."),
+    ),
+    "cluster_timeline": _cols(
+        ("t_s", "float64", "Seconds since the session started."),
+        ("worker", "string", "The worker's address."),
+        ("rss_bytes", _BYTES, "Process memory of the worker."),
+        ("traced_bytes", _BYTES, "Bytes its tracer saw above the session's start there."),
+        ("managed_bytes", _BYTES, "Dask's managed memory: the task results it holds."),
+        ("executing", "string", "Keys of the tasks running at the sample, comma separated."),
     ),
     # -- notebook awareness and analysis (issue 4) --
     "variables": _cols(

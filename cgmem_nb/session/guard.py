@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine.monitor import MONITOR, Tick
 from ..engine.subscription import Subscription
 from ..schema import GuardLine, GuardReport
-from . import notebook
+from . import interrupts, notebook
 
 if TYPE_CHECKING:
     from .recording import Recording
@@ -199,7 +199,7 @@ class MemoryGuard:
                 return
             _INTERRUPTING[self.thread_id] = self
         main = threading.main_thread().ident
-        if self.thread_id == main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        if self.thread_id == main and interrupts.forwards_to_default():
             signal.pthread_kill(self.thread_id, signal.SIGINT)
             self.method = "signal"
         else:

@@ -30,6 +30,7 @@ from .. import schema
 from ..engine import probes
 from ..engine.monitor import MONITOR, Tick
 from ..engine.subscription import Subscription
+from ..errors import ConfigError
 from .holders import log_observation
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ HEAVY_BYTES = 100 * 1000**2
 #: The share of the memory limit in the heavy-cell rule.
 HEAVY_FRACTION = 0.10
 _KEPT = 5000
+#: Seconds accepted between observations while a cell runs (besides 0, off).
+MIN_WATCH_INTERVAL = 0.05
+MAX_WATCH_INTERVAL = 86_400.0
 log = logging.getLogger(__name__)
 
 
@@ -124,6 +128,10 @@ class CellWatcher:
         *while a cell runs*, from the monitor thread, so a loop that leaks inside one
         long cell is seen growing (``ProfilerConfig.leak_detection_interval``).
         """
+        if not (isinstance(interval, (int, float)) and (interval == 0 or MIN_WATCH_INTERVAL <= interval <= MAX_WATCH_INTERVAL)):
+            raise ConfigError(
+                f"interval={interval!r} is not accepted: give 0 (off) or seconds from {MIN_WATCH_INTERVAL} to {MAX_WATCH_INTERVAL:.0f}"
+            )
         if self._shell is not None:
             self.stop()
         self.stacks = bool(stacks)

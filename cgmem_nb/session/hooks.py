@@ -41,13 +41,13 @@ class Facade(Protocol):
     def finish(self, profiler: Any, result: Any) -> Any:
         """The finished session's result with its analysis tables; never raises."""
 
-    def detect_leaks(self, profiler: Any) -> list[MemoryLeak]:
+    def detect_leaks(self, profiler: Any, *, observe: bool = True) -> list[MemoryLeak]:
         """``MemoryProfiler.detect_leaks()``."""
 
     def analyze_patterns(self, profiler: Any) -> list[UsagePattern]:
         """``MemoryProfiler.analyze_patterns()``."""
 
-    def generate_recommendations(self, profiler: Any) -> list[Recommendation]:
+    def generate_recommendations(self, profiler: Any, *, observe: bool = True) -> list[Recommendation]:
         """``MemoryProfiler.generate_recommendations()``."""
 
     def export_json(self, profiler: Any, path: str | os.PathLike[str] | None, *, indent: int | None) -> str:

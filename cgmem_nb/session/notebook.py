@@ -41,6 +41,12 @@ def _shell_map() -> dict[str, int]:
     return mapping if isinstance(mapping, dict) else {}
 
 
+def cell_files() -> dict[str, int]:
+    """Every file name known to hold a notebook cell's code, with its execution count."""
+    shell = {name: n for name, n in _shell_map().items() if isinstance(name, str) and isinstance(n, int)}
+    return {**shell, **_REGISTERED}
+
+
 def cell_number(filename: str) -> int | None:
     """The execution count of the cell compiled as ``filename``, or None for a file."""
     number = _REGISTERED.get(filename)

@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..categories import CATEGORY_RULES, AllocationType
 from ..config import ProfilerConfig, TracerChoice
@@ -37,7 +37,7 @@ from . import hooks
 from .records import ManualRecords, TrackedAllocation
 from .result import ProfileResult
 from .scope import CategoryScope
-from .session import Session
+from .session import Companion, Session
 
 __all__ = ["MEMORY_PROFILER", "MemoryMetrics", "MemoryProfiler"]
 
@@ -131,6 +131,7 @@ class MemoryProfiler:
         guard: bool | None = None,
         interval: int | str | None = None,
         analyze: bool = True,
+        companions: Iterable[Companion] = (),
     ) -> Session:
         """A profiling session, as a context manager or a decorator.
 
@@ -141,10 +142,13 @@ class MemoryProfiler:
         ``guard=True`` interrupts the code (``KeyboardInterrupt``) when RSS reaches
         ``config.guard_fraction`` of the limit (see :mod:`cgmem_nb.session.guard`);
         None follows ``ProfilerConfig.guard``. ``analyze=False`` leaves the leak,
-        pattern and recommendation tables of the result empty (cheaper).
+        pattern and recommendation tables of the result empty (cheaper). ``companions``
+        run beside the session and add their part to its result (``cgmem_nb.dask`` profiles
+        a Dask cluster's workers this way).
         """
         return Session(
-            self, label, tracer=tracer, depth=depth, limit=limit, guard=guard, interval=interval, analyze=analyze
+            self, label, tracer=tracer, depth=depth, limit=limit, guard=guard, interval=interval, analyze=analyze,
+            companions=companions,
         )
 
     def session_started(self, session: Session) -> None:
@@ -201,17 +205,21 @@ class MemoryProfiler:
             return list(self._results)
 
     # -- analysis and exports (the seed's API, served by the facade) ------------------------
-    def detect_leaks(self) -> list[MemoryLeak]:
-        """Leaks found so far, taking an observation now (see :mod:`cgmem_nb.analysis.leaks`)."""
-        return hooks.facade().detect_leaks(self)
+    def detect_leaks(self, *, observe: bool = True) -> list[MemoryLeak]:
+        """Leaks found so far, taking an observation now (see :mod:`cgmem_nb.analysis.leaks`).
+
+        ``observe=False`` only reads: no observation is taken and the leak history is not
+        updated (the exports and the dashboard read this way, so reading changes nothing)."""
+        return hooks.facade().detect_leaks(self, observe=observe)
 
     def analyze_patterns(self) -> list[UsagePattern]:
         """Per-category usage patterns over everything recorded."""
         return hooks.facade().analyze_patterns(self)
 
-    def generate_recommendations(self) -> list[Recommendation]:
-        """Recommendations, most important first, with measured savings."""
-        return hooks.facade().generate_recommendations(self)
+    def generate_recommendations(self, *, observe: bool = True) -> list[Recommendation]:
+        """Recommendations, most important first, with measured savings (``observe=False``:
+        a read that changes nothing, as for :meth:`detect_leaks`)."""
+        return hooks.facade().generate_recommendations(self, observe=observe)
 
     def export_json(self, path: str | os.PathLike[str] | None = None, *, indent: int | None = None) -> str:
         """The profiler's state (metrics, sessions, manual records, monitor timeline and
@@ -349,6 +357,20 @@ def _traced_bytes_of_all_sessions() -> int | None:
 # The one monitor measures pressure against the process-wide profiler's limit and publishes
 # only while its configuration allows live events (set here, not in __init__, so an isolated
 # MemoryProfiler does not take the monitor over).
-MONITOR.set_limit_reader(lambda: MEMORY_PROFILER.memory_limit().bytes)
-MONITOR.set_publish_gate(lambda: MEMORY_PROFILER.config.real_time_monitoring)
+def _publish_gate() -> bool:
+    try:
+        return MEMORY_PROFILER.config.real_time_monitoring
+    except ConfigError:  # a bad MEMORY_PROFILER_* variable: the magics say so; the monitor stays quiet
+        return False
+
+
+def _limit() -> int:
+    try:
+        return MEMORY_PROFILER.memory_limit().bytes
+    except ConfigError:
+        return probes.memory_limit(None).bytes
+
+
+MONITOR.set_limit_reader(_limit)
+MONITOR.set_publish_gate(_publish_gate)
 MONITOR.set_traced_reader(_traced_bytes_of_all_sessions)

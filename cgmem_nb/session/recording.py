@@ -16,6 +16,7 @@ import functools
 import sys
 import threading
 import time
+import tracemalloc
 from collections import defaultdict
 from datetime import datetime, timezone
 from types import FrameType
@@ -28,12 +29,13 @@ from ..categories import CATEGORY_RULES
 from ..config import ProfilerConfig
 from ..engine import probes
 from ..engine.monitor import MONITOR, Tick
-from ..engine.subscription import Subscription
 from ..engine.protocol import NATIVE_DOMAINS
-from ..engine.tracers import Frame, StackStat, TraceSnapshot, Tracer
+from ..engine.subscription import Subscription
+from ..engine.tracers import TraceSnapshot, Tracer
 from ..schema import Summary
 from . import notebook
 from .result import ProfileResult
+from .snapshots import StackKey, by_key
 
 _MIN_GROWTH = 1 << 20
 _GROWTH_FRACTION = 0.02
@@ -42,35 +44,8 @@ _BUDGET_FRACTION = 0.03
 _MAX_STACK_ROWS = 500
 _MAX_LINE_ROWS = 1000
 
-StackKey = tuple[tuple[Frame, ...], "int | None", "str | None", "str | None", "str | None"]
-
 #: Where memory no running statement explains is charged (``notebook.attribute``).
 UNKNOWN = "<unknown>"
-
-
-def _key(stat: StackStat) -> StackKey:
-    return (stat.frames, stat.thread_id, stat.tag, stat.domain, stat.via)
-
-
-def _by_key(stats: tuple[StackStat, ...]) -> dict[StackKey, StackStat]:
-    """Stats by key, merging stats whose frames read the same (a tracer may group by
-    code object and offset, and two offsets can resolve to the same file and line)."""
-    out: dict[StackKey, StackStat] = {}
-    for stat in stats:
-        key = _key(stat)
-        old = out.get(key)
-        out[key] = stat if old is None else StackStat(
-            stat.frames,
-            old.live_bytes + stat.live_bytes,
-            old.live_count + stat.live_count,
-            old.allocated_bytes + stat.allocated_bytes,
-            old.allocated_count + stat.allocated_count,
-            stat.thread_id,
-            stat.tag,
-            stat.domain,
-            stat.via,
-        )
-    return out
 
 
 @functools.lru_cache(maxsize=1024)
@@ -118,6 +93,8 @@ class Recording:
         self._held_max: dict[StackKey, tuple[int, int]] = {}
         self._traced_peak = 0
         self._rss_peak = 0
+        #: Seconds into the session when tracemalloc was found stopped (exact tracer), else None.
+        self._tracing_lost: float | None = None
         self.native = False
         self.running = False
 
@@ -189,6 +166,8 @@ class Recording:
         if tracer is None or not self.running or not self._lock.acquire(blocking=False):
             return
         try:
+            if tracer.name == "exact" and self._tracing_lost is None:
+                self._check_tracemalloc()
             level = tracer.current() - self.traced_start
             if level < self._snap_level + max(_MIN_GROWTH, _GROWTH_FRACTION * self._snap_level):
                 return
@@ -198,12 +177,23 @@ class Recording:
             predicted = self._last_cost * (size / self._last_hint) if self._last_hint else 0.0
             if self._snap_cost + predicted > _BUDGET_FIXED_S + _BUDGET_FRACTION * elapsed:
                 return
-            snap = tracer.snapshot(self._mark)
+            snap = self._snapshot(tracer)
             self._snap_cost += snap.cost_s
             self._last_cost, self._last_hint = snap.cost_s, size
             self._take(snap)
         finally:
             self._lock.release()
+
+    def _snapshot(self, tracer: Tracer) -> TraceSnapshot:
+        """``tracer.snapshot(mark)``, noting a tracemalloc that someone stopped under the session."""
+        if tracer.name == "exact":
+            self._check_tracemalloc()
+        return tracer.snapshot(self._mark)
+
+    def _check_tracemalloc(self) -> None:
+        """Remember (once) that tracemalloc stopped while the exact tracer's session ran."""
+        if self._tracing_lost is None and not tracemalloc.is_tracing():
+            self._tracing_lost = max(time.perf_counter() - self.t0, 0.0)
 
     def snapshot_now(self) -> TraceSnapshot | None:
         """Snapshot the live allocations now, whatever the level (the guard does, when it
@@ -212,7 +202,7 @@ class Recording:
         if tracer is None or not self.running:
             return None
         with self._lock:
-            snap = tracer.snapshot(self._mark)
+            snap = self._snapshot(tracer)
             self._snap_cost += snap.cost_s
             self._take(snap)
         return snap
@@ -222,7 +212,7 @@ class Recording:
             self._peak_snap = snap
             self._snap_level = snap.live_bytes
         held = self._held_max
-        for key, stat in _by_key(snap.stats).items():
+        for key, stat in by_key(snap.stats).items():
             old = held.get(key)
             if old is None or stat.live_bytes > old[0]:
                 held[key] = (stat.live_bytes, stat.live_count)
@@ -236,8 +226,10 @@ class Recording:
         try:
             if tracer is not None:
                 with self._lock:
+                    if tracer.name == "exact":
+                        self._check_tracemalloc()
                     traced_end = tracer.current()
-                    final = tracer.snapshot(self._mark)
+                    final = self._snapshot(tracer)
                     self._snap_cost += final.cost_s
                     if final.live_bytes >= self._snap_level:
                         self._peak_snap = final
@@ -263,6 +255,16 @@ class Recording:
         return ProfileResult(summary.replace(report_s=round(build_s + self._snap_cost, 6)), tables, copy=False)
 
     # -- building the result ------------------------------------------------------------
+    def _note(self) -> str | None:
+        notes = [self.tracer_note] if self.tracer_note else []
+        if self._tracing_lost is not None:
+            notes.append(
+                f"tracemalloc was stopped about {self._tracing_lost:.2f} s into the session (tracemalloc.stop() "
+                "outside cgmem_nb): allocations after that were not traced, so the traced figures and the "
+                "line tables undercount; leave tracemalloc running while an --exact session runs"
+            )
+        return "; ".join(notes) or None
+
     def _build(
         self,
         final: TraceSnapshot | None,
@@ -273,8 +275,8 @@ class Recording:
     ) -> tuple[Summary, dict[str, pd.DataFrame]]:
         tracer = self.tracer
         estimate = bool(tracer is not None and tracer.estimate)
-        peak_stats = _by_key(self._peak_snap.stats) if self._peak_snap else {}
-        final_stats = _by_key(final.stats) if final else {}
+        peak_stats = by_key(self._peak_snap.stats) if self._peak_snap else {}
+        final_stats = by_key(final.stats) if final else {}
         keys = set(peak_stats) | set(final_stats) | set(self._held_max)
 
         stack_rows: list[dict[str, Any]] = []
@@ -311,6 +313,7 @@ class Recording:
                     "peak_bytes": peak_b,
                     "retained_bytes": ret_b,
                     "count": count,
+                    "where": schema.KERNEL,
                     "domain": domain,
                     "via": via,
                 }
@@ -335,6 +338,7 @@ class Recording:
                     "peak_bytes": 0,
                     "retained_bytes": 0,
                     "count": 0,
+                    "where": schema.KERNEL,
                     "native_peak_bytes": 0,
                     "native_retained_bytes": 0,
                     "_domains": defaultdict(int),
@@ -429,7 +433,7 @@ class Recording:
             stacks_total=len(stack_rows),
             error=None if error is None else f"{type(error).__name__}: {error}",
             interrupted=isinstance(error, KeyboardInterrupt),
-            note=self.tracer_note,
+            note=self._note(),
             profiler_bytes=own_bytes,
             native=self.native,
             python_peak_bytes=max(peak_lines - native_peak, 0),

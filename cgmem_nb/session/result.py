@@ -10,7 +10,6 @@ changes after it is made. ``to_json()`` / ``ProfileResult.from_json()`` and
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,7 +19,16 @@ import pandas as pd
 from ..errors import ResultFormatError
 from ..schema import TABLES, Summary, make_frame
 from . import hooks
-from .serialize import dumps, read_csv_export, table_from_dict, table_to_dict, write_atomically, write_tables_csv
+from .serialize import (
+    check_table_name,
+    dumps,
+    loads,
+    read_csv_export,
+    table_from_dict,
+    table_to_dict,
+    write_atomically,
+    write_tables_csv,
+)
 
 _FORMAT = "cgmem_nb.ProfileResult"
 _VERSION = 1
@@ -104,6 +112,21 @@ class ProfileResult:
         """Recommendations made when this session stopped (schema ``recommendations``)."""
         return self.table("recommendations")
 
+    @property
+    def tasks(self) -> pd.DataFrame:
+        """Dask tasks run in the session, one row each (``%%memprofile --dask``; else empty)."""
+        return self.table("tasks")
+
+    @property
+    def workers(self) -> pd.DataFrame:
+        """Dask workers profiled with the session, one row each (``%%memprofile --dask``; else empty)."""
+        return self.table("workers")
+
+    @property
+    def cluster_timeline(self) -> pd.DataFrame:
+        """Each Dask worker's memory over the session (``%%memprofile --dask``; else empty)."""
+        return self.table("cluster_timeline")
+
     def with_tables(self, **tables: pd.DataFrame) -> ProfileResult:
         """A new result with tables added or replaced (used by the analysis)."""
         merged = dict(self._tables)  # frames of an immutable result: safe to share
@@ -153,34 +176,51 @@ class ProfileResult:
 
     @classmethod
     def from_csv(cls, directory: str | os.PathLike[str]) -> ProfileResult:
-        """Read a result written by :meth:`to_csv`."""
+        """Read a result written by :meth:`to_csv` (a mixed or damaged set is a ``ResultFormatError``)."""
         tables, manifest = read_csv_export(directory)
-        return cls(manifest.get("summary", {}), tables)
+        return cls(_summary(manifest.get("summary", {}), f"{str(directory)!r}"), tables)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ProfileResult:
-        """Rebuild a result from :meth:`to_dict` output."""
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "saved result") -> ProfileResult:
+        """Rebuild a result from :meth:`to_dict` output (anything else is a ``ResultFormatError``)."""
         if not isinstance(data, Mapping) or data.get("format") != _FORMAT:
             raise ResultFormatError(
-                "this is not a saved cgmem_nb result: expected a JSON object with "
+                f"{source} is not a saved cgmem_nb result: expected a JSON object with "
                 f"format={_FORMAT!r}; save one with ProfileResult.to_json()"
             )
         if data.get("version") != _VERSION:
-            raise ResultFormatError(f"saved result version {data.get('version')!r} is not supported (expected {_VERSION})")
-        tables = {name: table_from_dict(spec) for name, spec in data.get("tables", {}).items()}
-        return cls(data.get("summary", {}), tables)
+            raise ResultFormatError(f"{source}: result version {data.get('version')!r} is not supported (expected {_VERSION})")
+        specs = data.get("tables", {})
+        if not isinstance(specs, Mapping):
+            raise ResultFormatError(f"{source}: 'tables' must map table names to tables")
+        tables = {
+            check_table_name(name, where=f" in {source}"): table_from_dict(spec, where=f"{source}, table {name!r}")
+            for name, spec in specs.items()
+        }
+        return cls(_summary(data.get("summary", {}), source), tables)
 
     @classmethod
     def from_json(cls, source: str | os.PathLike[str]) -> ProfileResult:
-        """Read a result from JSON text or from a file path."""
-        text = str(source)
-        if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
+        """Read a result from JSON text or from a file path (a damaged or hostile file is a
+        ``ResultFormatError`` naming it)."""
+        text: str | bytes = str(source) if isinstance(source, str) else ""
+        name = "saved result"
+        if isinstance(source, os.PathLike) or not str(source).lstrip().startswith("{"):
+            name = repr(str(source)[:200])
             try:
-                text = Path(source).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ResultFormatError(f"could not read saved result {str(source)!r}: {exc}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ResultFormatError(f"saved result is not valid JSON ({exc}); was it written by to_json()?") from None
-        return cls.from_dict(data)
+                text = Path(source).read_bytes()
+            except (OSError, ValueError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise ResultFormatError(f"could not read saved result {name}: {reason}") from None
+        data = loads(text, what=name)
+        return cls.from_dict(data, source=name)
+
+
+def _summary(data: Any, source: str) -> Summary:
+    """The summary of a saved result, or a ``ResultFormatError`` naming ``source`` and the field."""
+    if not isinstance(data, Mapping):
+        raise ResultFormatError(f"{source}: 'summary' must be an object of figures")
+    try:
+        return Summary.from_dict(data, strict=True)
+    except (TypeError, ValueError) as exc:
+        raise ResultFormatError(f"{source}: the summary is not valid ({exc})") from None

@@ -35,27 +35,36 @@ def run_in_session(session: Session, body: Callable[[], T], deliver: Deliver = _
     ``deliver(result, exception)`` is called, then the value is returned or the
     exception re-raised as it was. If ``body`` stopped the session itself (the pytest
     fixture's ``memprofile.stop()``), that result is the one delivered. A guard
-    interrupt that lands just as ``body`` returns is delivered and raised the same way.
+    interrupt or a Ctrl-C that lands as ``body`` returns, or while the session
+    stops, is delivered and raised the same way: the session never stays running.
     """
     __tracebackhide__ = True  # noqa: F841 - IPython and pytest hide this frame in tracebacks
-    if not session.running:
-        session.start()
     try:
+        if not session.running:
+            session.start()
         value = body()
     except BaseException as exc:
         _finish(session, deliver, exc)
         raise
-    try:
-        _finish(session, deliver, None)
-    except KeyboardInterrupt as late:  # the guard fired as the code returned: the result is stored
-        if session.result is not None:
-            deliver(session.result, late)
-        raise
+    _finish(session, deliver, None)
     return value
 
 
 def _finish(session: Session, deliver: Deliver, error: BaseException | None) -> None:
-    """Stop ``session`` (unless the body already did) and deliver its result."""
-    result = session.stop(error) if session.running else session.result
-    if result is not None:
-        deliver(result, error)
+    """Stop ``session`` (unless the body already did) and deliver its result.
+
+    An interrupt that lands here (the stop holds Ctrl-C, but it can arrive just before
+    or just after) is kept: the stop is completed, the result delivered, then it is raised.
+    """
+    late: BaseException | None = None
+    for _ in range(100):
+        try:
+            if session.running:
+                session.stop(error)
+            break
+        except KeyboardInterrupt as exc:
+            late = exc
+    if session.result is not None:
+        deliver(session.result, error if late is None else late)
+    if late is not None:
+        raise late

@@ -16,7 +16,7 @@ import functools
 import itertools
 import sys
 import warnings
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, Iterable, Protocol, TypeVar
 
 from ..config import ProfilerConfig, TracerChoice, check_depth, check_tracer
 from ..engine import probes
@@ -24,14 +24,14 @@ from ..engine.events.bus import EVENT_BUS
 from ..engine.events.kinds import SessionFinished, SessionStarted
 from ..engine.tracers import EXACT_TRACER, Tracer, available_tracers
 from ..engine.versions import exact_unsupported_reason
-from ..errors import ConfigError, SessionError
+from ..errors import ConfigError, SessionError, TracerError
 from ..units import parse_size
-from . import hooks, notebook
+from . import hooks, interrupts, notebook
 from .guard import MemoryGuard, guard_summary
 from .recording import Recording
 from .result import ProfileResult
 
-__all__ = ["Session", "SessionOwner", "choose_tracer"]
+__all__ = ["Companion", "Session", "SessionOwner", "choose_tracer"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,6 +79,25 @@ def choose_tracer(
     return tracer, None
 
 
+class Companion(Protocol):
+    """A part of a session that runs somewhere else and joins its result.
+
+    A session's companions (``MEMORY_PROFILER.session(companions=[...])``) are started
+    right after its own recording starts and, when it stops, each hands back the
+    result with its part added, before the result is analysed, stored and announced.
+    The Dask integration is one: it profiles a cluster's workers for the span of the
+    session (:mod:`cgmem_nb.integrations.dask`). A companion reports its own trouble in
+    the result; it raises only what must stop the code (``KeyboardInterrupt``), and its
+    ``finish`` is called even when its ``start`` was not (or failed).
+    """
+
+    def start(self, session: Session) -> None:
+        """Begin, for ``session`` (whose recording has just started)."""
+
+    def finish(self, result: ProfileResult, error: BaseException | None) -> ProfileResult:
+        """End, and return ``result`` (the session's own) with this companion's part added."""
+
+
 class SessionOwner(Protocol):
     """What a session needs of the profiler that made it (a ``MemoryProfiler``)."""
 
@@ -124,6 +143,7 @@ class Session:
         guard: bool | None = None,
         interval: int | str | None = None,
         analyze: bool = True,
+        companions: Iterable[Companion] = (),
     ) -> None:
         check_tracer(tracer)
         if depth is not None:
@@ -133,10 +153,19 @@ class Session:
         self.tracer_choice: TracerChoice = tracer
         self.depth = depth
         self.limit = parse_size(limit, what="limit") if limit is not None else None
+        if self.limit == 0:
+            raise ConfigError(
+                f"limit={limit!r} is not accepted: give a positive size such as '500 MB', or None for the profiler's limit"
+            )
         #: Mean sampling interval in bytes for the sampled tracer (None: from the config).
         self.interval = parse_size(interval, what="sampling interval") if interval is not None else None
-        if self.interval is not None and self.interval <= 0:
-            raise ConfigError(f"interval={interval!r} is not accepted: give a positive size such as '64 KiB'")
+        if self.interval is not None:
+            from ..engine.sampled import parse_interval
+
+            try:
+                parse_interval(self.interval)
+            except TracerError as exc:
+                raise ConfigError(str(exc).replace(str(self.interval), repr(interval), 1)) from None
         self.cell = cell
         if guard is not None and not isinstance(guard, bool):
             raise ConfigError(f"guard={guard!r} is not accepted: give True, False or None (None follows ProfilerConfig.guard)")
@@ -144,10 +173,13 @@ class Session:
         self.guard = guard
         #: Add the analysis tables (leaks, patterns, recommendations) to the result.
         self.analyze = analyze
+        #: Parts of the session that run elsewhere and join its result (e.g. a Dask cluster's workers).
+        self.companions = tuple(companions)
         self._guard: MemoryGuard | None = None
         #: The finished result, once the session has ended.
         self.result: ProfileResult | None = None
         self._recording: Recording | None = None
+        self._main_thread = False
         #: Identifier of the session in its SessionStarted / SessionFinished events.
         self.session_id = f"session-{next(_SESSION_IDS)}"
 
@@ -162,21 +194,68 @@ class Session:
         rec = self._recording
         return rec.tracer.current() if rec is not None and rec.tracer is not None else None
 
+    @property
+    def tracer(self) -> Tracer | None:
+        """The tracer the running session records with (None when it is not running or traces nothing)."""
+        rec = self._recording
+        return rec.tracer if rec is not None else None
+
     def start(self) -> Session:
-        """Start recording (``with`` does this for you)."""
+        """Start recording (``with`` does this for you).
+
+        Interrupt-safe: a Ctrl-C that arrives while the session starts waits until it has
+        started, then the start is undone and the ``KeyboardInterrupt`` raised, so a session
+        either starts whole or not at all (see :mod:`cgmem_nb.session.interrupts`).
+        """
         if self._recording is not None:
             raise SessionError("this session is already running; a Session object records once")
         if self.result is not None:
             raise SessionError("this session has ended; start a new one with MEMORY_PROFILER.session()")
-        recording = self._begin()
-        self._recording = recording
-        self.profiler.session_started(self)
-        config = self.profiler.config
-        if self.guard if self.guard is not None else config.guard:
-            self._guard = MemoryGuard(recording, fraction=config.guard_fraction, limit=recording.limit.bytes).arm()
+        held = interrupts.hold()
+        try:
+            recording = self._begin()
+            try:
+                self._recording = recording
+                self.profiler.session_started(self)
+                config = self.profiler.config
+                if self.guard if self.guard is not None else config.guard:
+                    self._guard = MemoryGuard(recording, fraction=config.guard_fraction, limit=recording.limit.bytes).arm()
+            except BaseException:
+                self._undo_start(recording)
+                raise
+        except BaseException:
+            interrupts.release(held, deliver=False)
+            raise
+        if held and interrupts.pending():  # Ctrl-C while starting: undo, then deliver it
+            self._undo_start(recording)
+            interrupts.release(held)
         if self.profiler.publishing:
-            EVENT_BUS.publish(SessionStarted(self.session_id, recording.label))
+            try:
+                EVENT_BUS.publish(SessionStarted(self.session_id, recording.label))
+            except BaseException:
+                self._undo_start(recording)
+                interrupts.release(held, deliver=False)
+                raise
+        self._main_thread = held
+        # The last step: a plain update, so an interrupt arriving now is raised in the caller.
+        interrupts.release(held, session_delta=1)
+        try:
+            for companion in self.companions:
+                companion.start(self)
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def _undo_start(self, recording: Recording) -> None:
+        """Take back a start that could not finish: nothing stays registered or running."""
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.disarm_catching()
+        self._recording = None
+        self.profiler.session_stopped(self)
+        if recording.running:
+            recording.stop()
 
     def _begin(self) -> Recording:
         config = self.profiler.config
@@ -197,22 +276,30 @@ class Session:
         """Stop recording and return (and store) the result.
 
         ``error`` is the exception the profiled code raised, if any (it is named in the
-        summary). If the guard's interrupt lands while the session stops, the session
-        stops cleanly first and the ``KeyboardInterrupt`` is raised after.
+        summary). If the guard's interrupt (or a Ctrl-C) lands while the session stops, the
+        session stops cleanly first and the ``KeyboardInterrupt`` is raised after (the
+        finished result is then on :attr:`result`).
         """
         recording = self._recording
         if recording is None:
             raise SessionError("this session is not running; use it as `with MEMORY_PROFILER.session() as s:`")
-        guard, self._guard = self._guard, None
-        # The guard's interrupt may land while it is being disarmed: keep it, stop cleanly, re-raise.
-        pending = guard.disarm_catching() if guard is not None else None
-        self._recording = None
+        held = interrupts.hold()
         try:
-            result = recording.stop(error if error is not None else pending)
-            if guard is not None:
-                result = result.with_summary(**guard_summary(guard))
+            guard, self._guard = self._guard, None
+            # The guard's interrupt may land while it is being disarmed: keep it, stop cleanly, re-raise.
+            pending = guard.disarm_catching() if guard is not None else None
+            self._recording = None
+            try:
+                result = recording.stop(error if error is not None else pending)
+                if guard is not None:
+                    result = result.with_summary(**guard_summary(guard))
+            finally:
+                self.profiler.session_stopped(self)
+            self.result = result
         finally:
-            self.profiler.session_stopped(self)
+            interrupts.release(held, session_delta=-1 if self._main_thread else 0)
+        for companion in self.companions:
+            result = companion.finish(result, error if error is not None else pending)
         if self.analyze:
             result = hooks.facade().finish(self.profiler, result)
         self.result = result

@@ -29,10 +29,10 @@ REC = Recommendation(
 class AnalysingProfiler(MemoryProfiler):
     """A profiler whose analysis finds one leak and one recommendation (planted)."""
 
-    def detect_leaks(self) -> list[MemoryLeak]:
+    def detect_leaks(self, *, observe: bool = True) -> list[MemoryLeak]:
         return [LEAK]
 
-    def generate_recommendations(self) -> list[Recommendation]:
+    def generate_recommendations(self, *, observe: bool = True) -> list[Recommendation]:
         return [REC]
 
 

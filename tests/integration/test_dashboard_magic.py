@@ -51,3 +51,26 @@ def test_memprofile_guard_option_is_accepted(shell: InteractiveShell) -> None:
     shell.run_cell("%%memprofile --guard -q -o r\ny = [0] * 1000", store_history=True)
     r = shell.user_ns["r"]
     assert r.summary.guard_armed is True and r.summary.guard_triggered is False
+
+
+def test_memdash_token_loses_its_shell_quotes(shell: InteractiveShell) -> None:
+    shell.run_line_magic("memdash", '--port 0 --token "quoted-token-1" --allow-host dash.example.com')
+    dash = dashboard_magics.DASHBOARD
+    try:
+        assert dash is not None and dash.token == "quoted-token-1"
+        request = urllib.request.Request(f"http://127.0.0.1:{dash.port}/metrics?token=quoted-token-1", headers={"Host": "dash.example.com"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 200
+    finally:
+        shell.run_line_magic("memdash", "--stop")
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [('--token "unclosed', "No closing quotation"), ("--token pässwört1", "printable ASCII"), ("--port 99999", "99999")],
+)
+def test_memdash_bad_options_are_usage_errors(shell: InteractiveShell, line: str, needle: str) -> None:
+    with pytest.raises(UsageError, match=needle):
+        shell.run_line_magic("memdash", line)
+    dash = dashboard_magics.DASHBOARD
+    assert dash is None or not dash.running

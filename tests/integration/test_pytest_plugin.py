@@ -154,7 +154,7 @@ def test_no_leaks_rejects_bad_arguments(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*no_leaks runs=1 is not accepted: give 2 or more measured runs*"])
+    result.stdout.fnmatch_lines(["*no_leaks runs=1 is not accepted: give 2 to 1000 measured runs*"])
 
 
 def test_memprofile_fixture_gives_a_result_to_assert_on(pytester: pytest.Pytester) -> None:
@@ -299,3 +299,41 @@ def test_plugin_is_registered_by_entry_point_in_a_fresh_process(pytester: pytest
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*test_big was limited to 5.0 MB but peaked at 2*MB*"])
+
+
+BAD_MARKERS = {
+    "memlimit_inf": ('@pytest.mark.memlimit(float("inf"))', "memlimit inf"),
+    "memlimit_digits": ('@pytest.mark.memlimit("' + "9" * 400 + '")', "too large"),
+    "tolerance_inf": ("@pytest.mark.no_leaks(tolerance=float('inf'))", "no_leaks tolerance inf"),
+    "runs_huge": ("@pytest.mark.no_leaks(runs=10**7)", "runs=10000000 is not accepted"),
+    "warmup_huge": ("@pytest.mark.no_leaks(warmup=10**7)", "warmup=10000000 is not accepted"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MARKERS))
+def test_bad_marker_values_fail_the_test_with_a_message(pytester: pytest.Pytester, case: str) -> None:
+    marker, needle = BAD_MARKERS[case]
+    pytester.makepyfile(f"import pytest\n\n{marker}\ndef test_it():\n    pass\n")
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert needle in text and "INTERNALERROR" not in text and "OverflowError" not in text
+
+
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [("--memprofile-limit=" + "9" * 400, "too large"), ("--memprofile-limit=inf", "'inf'"),
+     ("--memprofile-json=/etc/hostname/m.json", "is a file, not a folder"), ("--memprofile-top=" + "9" * 400, "memprofile top")],
+)
+def test_bad_options_stop_before_the_run(pytester: pytest.Pytester, option: str, needle: str) -> None:
+    pytester.makepyfile("def test_it():\n    pass\n")
+    result = pytester.runpytest_subprocess(option, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stderr.str() + result.stdout.str()
+    assert needle in text and "INTERNALERROR" not in text and "Traceback" not in text
+
+
+def test_a_json_path_that_is_a_folder_is_refused(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_it():\n    pass\n")
+    result = pytester.runpytest_subprocess(f"--memprofile-json={pytester.path}", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "it is a folder" in result.stderr.str()

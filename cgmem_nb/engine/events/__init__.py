@@ -30,6 +30,7 @@ from .bus import EVENT_BUS, EventBus, EventCallback
 from .kinds import (
     CellFinished,
     CellStarted,
+    FinishedTask,
     LeakDetected,
     MemoryPressure,
     ProfilerEvent,
@@ -37,7 +38,10 @@ from .kinds import (
     Sample,
     SessionFinished,
     SessionStarted,
+    TasksFinished,
     ThresholdBreached,
+    WorkerLost,
+    WorkerSample,
 )
 from .receiver import EventReceiver
 
@@ -48,6 +52,7 @@ __all__ = [
     "EventBus",
     "EventCallback",
     "EventReceiver",
+    "FinishedTask",
     "LeakDetected",
     "MemoryPressure",
     "PressureLevel",
@@ -57,5 +62,8 @@ __all__ = [
     "SessionFinished",
     "SessionStarted",
     "Subscription",
+    "TasksFinished",
     "ThresholdBreached",
+    "WorkerLost",
+    "WorkerSample",
 ]

@@ -14,7 +14,13 @@ event                      published by
 ``LeakDetected``           the facade, for each new (or grown) leak the analysis finds
 ``RecommendationGenerated``  the facade, for each new recommendation
 ``ThresholdBreached``      user code and gates (a named figure over a threshold)
+``WorkerSample``           the Dask integration, for each reading of a profiled worker
+``TasksFinished``          the Dask integration, for the tasks a worker finished since its last reading
+``WorkerLost``             the Dask integration, when a profiled worker dies or leaves
 =========================  =======================================================
+
+``MemoryPressure`` and ``LeakDetected`` say ``where`` they happened: ``"kernel"``
+(this process) or a Dask worker's address.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Any, ClassVar
 from ...schema.findings import MemoryLeak, Recommendation
 from ...schema.levels import PressureLevel
 from ...schema.summary import Summary
+from ...schema.tables import KERNEL
 
 __all__ = [
     "CellFinished",
@@ -34,10 +41,14 @@ __all__ = [
     "MemoryPressure",
     "ProfilerEvent",
     "RecommendationGenerated",
+    "FinishedTask",
     "Sample",
     "SessionFinished",
     "SessionStarted",
+    "TasksFinished",
     "ThresholdBreached",
+    "WorkerLost",
+    "WorkerSample",
 ]
 
 
@@ -74,6 +85,8 @@ class MemoryPressure(ProfilerEvent):
     current_usage: int
     #: The memory limit in bytes the level is measured against.
     limit: int
+    #: Where: ``"kernel"``, or the address of the Dask worker whose memory crossed it.
+    where: str = KERNEL
 
     @property
     def fraction(self) -> float:
@@ -88,6 +101,8 @@ class LeakDetected(ProfilerEvent):
     kind: ClassVar[str] = "leak_detected"
     #: The finding.
     leak: MemoryLeak
+    #: Where: ``"kernel"``, or the address of the Dask worker that leaks.
+    where: str = KERNEL
 
 
 @dataclass(frozen=True)
@@ -173,3 +188,59 @@ class Sample(ProfilerEvent):
     limit_bytes: int | None = None
     #: The pressure level in force (the monitor's policy, with hysteresis), when known.
     level: PressureLevel | None = None
+
+
+@dataclass(frozen=True)
+class WorkerSample(ProfilerEvent):
+    """A reading of a Dask worker profiled with the kernel (``%%memprofile --dask``)."""
+
+    kind: ClassVar[str] = "worker_sample"
+    #: The worker's address.
+    worker: str
+    #: Process memory of the worker.
+    rss_bytes: int
+    #: Bytes its tracer sees above the session's start there.
+    traced_bytes: int
+    #: Dask's managed memory (the task results it holds).
+    managed_bytes: int
+    #: Dask's memory limit of the worker (0 when none).
+    limit_bytes: int = 0
+    #: Keys of the tasks running at the reading.
+    executing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FinishedTask:
+    """One task a worker finished (a row of the result's ``tasks`` table, in brief)."""
+
+    key: str
+    prefix: str
+    duration_s: float
+    #: Estimated peak and retained bytes (None when the tracer could not tell).
+    peak_bytes: int | None
+    retained_bytes: int | None
+    #: Size of its result as Dask measured it (None for a task that failed).
+    result_bytes: int | None
+
+
+@dataclass(frozen=True)
+class TasksFinished(ProfilerEvent):
+    """Tasks a profiled Dask worker finished since its last reading."""
+
+    kind: ClassVar[str] = "tasks_finished"
+    worker: str
+    tasks: tuple[FinishedTask, ...] = ()
+
+
+@dataclass(frozen=True)
+class WorkerLost(ProfilerEvent):
+    """A profiled Dask worker died or left the cluster during the session."""
+
+    kind: ClassVar[str] = "worker_lost"
+    worker: str
+    #: Why, as far as the scheduler said (``"killed by its nanny for memory"``, ``"removed"``).
+    reason: str
+    #: The tasks it was running.
+    tasks: tuple[str, ...] = ()
+    #: Its process memory at the last reading (or as the nanny saw it).
+    rss_bytes: int | None = None

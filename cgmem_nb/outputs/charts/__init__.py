@@ -11,6 +11,7 @@ write a class with a ``model`` (its Bokeh model) and an
 from __future__ import annotations
 
 from .activity import CategoriesChart, RatesChart
+from .cluster import ClusterLinesChart, TaskPrefixChart, WorkerMemoryChart
 from .base import DASHBOARD, PANEL, Chart, ChartContext, ChartSpec, View
 from .findings import LeaksChart, RecommendationsChart
 from .timeline import TimelineChart, limit_title
@@ -40,6 +41,10 @@ CHARTS: tuple[ChartSpec, ...] = (
     ChartSpec("categories", CategoriesChart, _DASHBOARD_ONLY, width="half"),
     ChartSpec("leaks", LeaksChart, _DASHBOARD_ONLY, width="half"),
     ChartSpec("recommendations", RecommendationsChart, _DASHBOARD_ONLY),
+    # a profiled Dask cluster (hidden until there is one)
+    ChartSpec("cluster_memory", WorkerMemoryChart, BOTH),
+    ChartSpec("task_prefixes", TaskPrefixChart, BOTH, width="half"),
+    ChartSpec("cluster_lines", ClusterLinesChart, BOTH, width="half"),
 )
 
 

@@ -84,6 +84,7 @@ class TimelineChart:
         legend.label_text_font_size = "11px"
         fig.add_layout(legend, "below")  # outside the plot area: never covers the lines
         legend.orientation = "horizontal"
+        legend.ncols = 2  # five items on one row are wider than a phone (390 px)
         self.figure = fig
         self.model = fig
 

@@ -29,7 +29,7 @@ from urllib.parse import quote
 from ...errors import CgmemError
 from .. import export
 from ..feed import LiveFeed
-from . import api, auth, page
+from . import api, auth, connections, page
 
 if TYPE_CHECKING:
     from ...session.profiler import MemoryProfiler
@@ -70,6 +70,10 @@ class MemoryDashboard:
         analysis_interval: seconds between polls of ``detect_leaks()`` /
             ``generate_recommendations()``.
         unused_session_lifetime_ms: how long a closed page's document is kept.
+        max_connections: most connections (WebSockets included) open at once; more are
+            closed as soon as they are accepted.
+        request_timeout: seconds a request's headers (or an idle keep-alive connection)
+            may take before the connection is closed.
     """
 
     def __init__(
@@ -81,6 +85,8 @@ class MemoryDashboard:
         history: int = 2400,
         analysis_interval: float = 10.0,
         unused_session_lifetime_ms: int = 5000,
+        max_connections: int = connections.MAX_CONNECTIONS,
+        request_timeout: float = connections.REQUEST_TIMEOUT,
     ) -> None:
         if profiler is None:
             from ...session.profiler import MEMORY_PROFILER
@@ -90,6 +96,12 @@ class MemoryDashboard:
             raise DashboardError(f"interval={interval!r} is not accepted: give seconds from 0.01 to 60")
         if not 50 <= update_ms <= 60_000:
             raise DashboardError(f"update_ms={update_ms!r} is not accepted: give milliseconds from 50 to 60000")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or not 1 <= max_connections <= 10_000:
+            raise DashboardError(f"max_connections={max_connections!r} is not accepted: give a whole number from 1 to 10000")
+        if isinstance(request_timeout, bool) or not isinstance(request_timeout, (int, float)) or not 0.1 <= request_timeout <= 3600:
+            raise DashboardError(f"request_timeout={request_timeout!r} is not accepted: give seconds from 0.1 to 3600")
+        self.max_connections = max_connections
+        self.request_timeout = float(request_timeout)
         self.profiler = profiler
         self.interval = interval
         self.update_ms = update_ms
@@ -161,6 +173,7 @@ class MemoryDashboard:
         token: str | None = None,
         *,
         allow_origins: Sequence[str] = (),
+        allow_hosts: Sequence[str] = (),
         quiet: bool = False,
     ) -> str:
         """Start serving and return the URL.
@@ -171,6 +184,9 @@ class MemoryDashboard:
             token: the token to require; generated (and printed) for a non-loopback
                 host when not given. On loopback, a given token is enforced too.
             allow_origins: extra ``host:port`` WebSocket origins (e.g. for a proxy).
+            allow_hosts: extra names the ``Host`` header may carry, e.g. the name of a
+                reverse proxy in front of the dashboard (``["dash.example.com"]``); each
+                is also accepted as a WebSocket origin. See ``docs/security.md``.
             quiet: do not print the URL.
 
         Raises:
@@ -187,8 +203,13 @@ class MemoryDashboard:
             if not isinstance(host, str) or not host:
                 raise DashboardError(f"host={host!r} is not accepted: give an address such as '127.0.0.1'")
             generated = False
-            if token is not None and (not isinstance(token, str) or len(token) < 8):
-                raise DashboardError("token is not accepted: give a string of at least 8 characters, or None to generate one")
+            problem = auth.token_problem(token) if token is not None else None
+            if problem is not None:
+                raise DashboardError(f"this token is not accepted: {problem}; give another, or None to generate one")
+            if isinstance(allow_hosts, str) or not all(isinstance(h, str) and h and h.isprintable() and " " not in h for h in allow_hosts):
+                raise DashboardError(
+                    f"allow_hosts={allow_hosts!r} is not accepted: give a list of host names, e.g. ['dash.example.com']"
+                )
             if token is None and not auth.is_loopback(host):
                 token, generated = secrets.token_urlsafe(24), True
             feed = LiveFeed(self.profiler, history=self.history, metrics_interval=0.5, interval=self.interval).start()
@@ -207,7 +228,10 @@ class MemoryDashboard:
             failure: list[BaseException] = []
             self._thread = threading.Thread(
                 target=self._serve,
-                args=(sockets, auth.origins(host, self._port, allow_origins), started, failure),
+                args=(
+                    sockets, auth.origins(host, self._port, [*allow_origins, *allow_hosts]),
+                    auth.HostPolicy(host, allow_hosts), started, failure,
+                ),
                 name=f"cgmem-dashboard-{self._port}",
                 daemon=True,
             )
@@ -254,11 +278,17 @@ class MemoryDashboard:
         return f"<MemoryDashboard {self.url or 'stopped'}>"
 
     # -- the server thread ---------------------------------------------------------------------
-    def _serve(self, sockets: list[socket.socket], origins: list[str], started: threading.Event, failure: list[BaseException]) -> None:
+    def _serve(
+        self,
+        sockets: list[socket.socket],
+        origins: list[str],
+        hosts: auth.HostPolicy,
+        started: threading.Event,
+        failure: list[BaseException],
+    ) -> None:
         from bokeh.application import Application
         from bokeh.application.handlers.function import FunctionHandler
         from bokeh.server.server import BaseServer
-        from tornado.httpserver import HTTPServer
         from tornado.ioloop import IOLoop, PeriodicCallback
 
         asyncio.set_event_loop(asyncio.new_event_loop())
@@ -272,9 +302,12 @@ class MemoryDashboard:
                 check_unused_sessions_milliseconds=min(17000, max(200, self.unused_session_lifetime_ms // 2)),
                 unused_session_lifetime_milliseconds=self.unused_session_lifetime_ms,
                 token=self._token,
+                hosts=hosts,
                 log_function=api.access_log,
             )
-            http = HTTPServer(tornado_app, xheaders=False)
+            http = connections.limited_server(
+                tornado_app, max_connections=self.max_connections, request_timeout=self.request_timeout
+            )
             http.add_sockets(sockets)
             server = BaseServer(io_loop, tornado_app, http)
             server.start()
@@ -324,7 +357,9 @@ class MemoryDashboard:
         if feed is None:
             return
         try:
-            leaks, recs = self.profiler.detect_leaks(), self.profiler.generate_recommendations()
+            # A read: the dashboard never takes observations or moves the leak history.
+            leaks = self.profiler.detect_leaks(observe=False)
+            recs = self.profiler.generate_recommendations(observe=False)
         except Exception:
             log.exception("cgmem_nb dashboard: the analysis poll failed")
             return

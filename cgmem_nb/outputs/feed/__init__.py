@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from .cluster import ClusterUpdate, PrefixStats, WorkerReading
 from .live import LiveFeed
 from .records import FeedCursor, FeedFigures, FeedGap, FeedMarker, FeedSample, FeedUpdate
 
-__all__ = ["FeedCursor", "FeedFigures", "FeedGap", "FeedMarker", "FeedSample", "FeedUpdate", "LiveFeed"]
+__all__ = ["ClusterUpdate", "FeedCursor", "FeedFigures", "FeedGap", "FeedMarker", "FeedSample", "FeedUpdate", "LiveFeed", "PrefixStats", "WorkerReading"]

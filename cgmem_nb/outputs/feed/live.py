@@ -39,12 +39,16 @@ from ...engine.events.kinds import (
     Sample,
     SessionFinished,
     SessionStarted,
+    TasksFinished,
+    WorkerLost,
+    WorkerSample,
 )
 from ...engine.pressure import PressureTracker, critical_bytes
 from ...engine.subscription import Subscription
 from ...schema import MemoryLeak, Recommendation, Summary
 from ...units import format_bytes
 from .. import export
+from .cluster import ClusterFeed
 from .records import FeedCursor, FeedFigures, FeedGap, FeedMarker, FeedSample, FeedUpdate, after
 
 if TYPE_CHECKING:
@@ -111,6 +115,8 @@ class LiveFeed:
         self.categories: list[dict[str, Any]] = []
         self._metrics_version = 0
         self._metrics_at = float("-inf")
+        #: A profiled Dask cluster's workers, task prefixes and top lines.
+        self.cluster = ClusterFeed(history)
         self._listeners: list[Callable[[ProfilerEvent | None], object]] = []
         self._subscription: Subscription[ProfilerEvent] | None = None
         self.closed = False
@@ -180,6 +186,8 @@ class LiveFeed:
                 self._on_sample(event)
             elif isinstance(event, (LeakDetected, RecommendationGenerated)):
                 self._on_finding(event)
+            elif isinstance(event, (WorkerSample, TasksFinished, WorkerLost)):
+                self.cluster.take(event)
             elif isinstance(event, SessionStarted):
                 self._figures = replace(self._figures, session_label=event.label)
                 self._mark(event.timestamp, event.label or "session", "start", "session")
@@ -192,6 +200,8 @@ class LiveFeed:
                     peak_bytes=max(self._figures.peak_bytes, s.rss_peak_bytes),
                 )
                 self._mark(event.timestamp, event.label or "session", "end", "session")
+                if s.workers:
+                    self.cluster.take_result(self.profiler.last_result)
             elif isinstance(event, CellStarted):
                 self._on_cell_started(event)
             elif isinstance(event, CellFinished):
@@ -281,14 +291,17 @@ class LiveFeed:
             metrics = categories = None
             if self.metrics_interval is not None and cursor.metrics != self._metrics_version:
                 metrics, categories = dict(self.metrics), list(self.categories)
+            cluster, cluster_seq, cluster_version = self.cluster.since(cursor.cluster, cursor.cluster_version)
             new = FeedCursor(
                 samples[-1].seq if samples else cursor.sample,
                 gaps[-1].seq if gaps else cursor.gap,
                 markers[-1].seq if markers else cursor.marker,
                 self._findings_version,
                 self._metrics_version if self.metrics_interval is not None else cursor.metrics,
+                cluster_seq,
+                cluster_version,
             )
-            return FeedUpdate(new, self._figures, samples, gaps, markers, leaks, recs, metrics, categories)
+            return FeedUpdate(new, self._figures, samples, gaps, markers, leaks, recs, metrics, categories, cluster)
 
     # -- internals -------------------------------------------------------------------------
     def _notify(self, event: ProfilerEvent | None = None) -> None:

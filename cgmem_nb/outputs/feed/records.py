@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ...schema import MemoryLeak, PressureLevel, Recommendation, Summary
+from .cluster import ClusterUpdate
 
 __all__ = ["FeedCursor", "FeedFigures", "FeedGap", "FeedMarker", "FeedSample", "FeedUpdate", "after"]
 
@@ -101,6 +102,9 @@ class FeedCursor:
     marker: int = 0
     findings: int = -1
     metrics: int = -1
+    #: The last worker reading and the version of the cluster's prefixes, lost workers and lines.
+    cluster: int = 0
+    cluster_version: int = -1
 
 
 @dataclass(frozen=True)
@@ -118,3 +122,5 @@ class FeedUpdate:
     #: The metrics and category rows now, when they changed since the cursor (else None).
     metrics: dict[str, Any] | None = None
     categories: list[dict[str, Any]] | None = None
+    #: What is new about a profiled Dask cluster (empty when there is none).
+    cluster: ClusterUpdate = field(default_factory=ClusterUpdate)

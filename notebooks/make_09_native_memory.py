@@ -1,4 +1,4 @@
-"""Build and execute ``notebooks/08-native-memory.ipynb`` (``.venv/bin/python notebooks/make_08_native_memory.py``).
+"""Build and execute ``notebooks/09-native-memory.ipynb`` (``.venv/bin/python notebooks/make_09_native_memory.py``).
 
 Memory that Python's allocators never see: a Polars frame computed on worker threads and an
 Arrow compute result, each on the line that made it, Python and native bytes apart.
@@ -94,4 +94,4 @@ How each library allocates, what is counted and why: `docs/native-memory.md`.
 ]
 
 if __name__ == "__main__":
-    sys.exit(main("08-native-memory.ipynb", CELLS))
+    sys.exit(main("09-native-memory.ipynb", CELLS))
