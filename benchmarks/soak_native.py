@@ -174,8 +174,7 @@ def soak(seconds: float, threads: int, seed: int) -> dict[str, Any]:
             elif action == 4 and session is not None:
                 session.checkpoint()
                 tracer.snapshot(tracer.mark())
-                tracer.start(8)  # a nested start follows new libraries and takes back lost slots
-                tracer.stop()
+                _sampler.native_start()  # while running: follow new libraries, take back lost slots
             else:
                 time.sleep(rng.random() * 0.02)
     finally:

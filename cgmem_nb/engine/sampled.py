@@ -281,7 +281,7 @@ class SampledTracer:
             self._ext.start(float(self._interval), self._depth)
             if not self._numpy_hooked:
                 self._hook_numpy()
-            if self._native_wanted and self._native_error is None:
+            if self._users == 0 and self._native_wanted and self._native_error is None:
                 self._start_native()
             self._users += 1
 
