@@ -100,6 +100,7 @@ def main() -> None:
         plain: list[float] = []
         hooked: list[float] = []
         with_memray: list[float] = []
+        own = 0  # the sampler's own memory (samples, stacks, pointer table, filter) at the end of a session
         for r in range(args.rounds):
             for which in ((0, 1) if r % 2 == 0 else (1, 0)):
                 if which == 0:
@@ -107,13 +108,15 @@ def main() -> None:
                 else:
                     with MEMORY_PROFILER.session("bench", tracer="sampled", analyze=False) as session:
                         hooked.append(timed(fn))
+                        tracer = session.tracer
+                        own = max(own, int(tracer.memory_bytes()) if tracer is not None else 0)
                     assert session.result is not None and session.result.summary.native
             if memray is not None:
                 with tempfile.TemporaryDirectory() as d:
                     with memray.Tracker(os.path.join(d, "m.bin"), native_traces=True):
                         with_memray.append(timed(fn))
         p, h = statistics.median(plain), statistics.median(hooked)
-        line = f"{name}: plain {p:.3f} s, profiled {h:.3f} s, ratio {h / p:.3f}"
+        line = f"{name}: plain {p:.3f} s, profiled {h:.3f} s, ratio {h / p:.3f}, profiler memory {own / 1e6:.1f} MB"
         if with_memray:
             m = statistics.median(with_memray)
             line += f", memray native_traces {m:.3f} s ({m / p:.2f}x)"
