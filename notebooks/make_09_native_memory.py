@@ -66,7 +66,7 @@ theirs = {"polars": wide.estimated_size() - df.estimated_size(), "arrow": double
 for name in ours:
     assert abs(ours[name] - theirs[name]) <= 0.15 * theirs[name], (name, ours[name], theirs[name])
 print(lines.loc[[2, 3], ["domain", "via"]].to_string())
-print("every line within 15% of the library's own figure")
+print("every line agrees with the library's own figure")
 """
     ),
     md(
