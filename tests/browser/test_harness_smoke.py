@@ -24,6 +24,7 @@ from harness import (
     text_of,
     wait_for_cell_done,
     wait_for_cell_running,
+    wait_for_kernel_idle,
 )
 
 if TYPE_CHECKING:
@@ -66,6 +67,13 @@ stop.set()
 """
 
 
+KERNEL_BUSY = """() => {
+    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const kernel = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+    return !!kernel && kernel.status === 'busy';
+}"""
+
+
 def _probe_rows(page: Page) -> int:
     rows = [s["length"] for s in bokeh_sources(page) if s["name"] == "cgmem_probe_source"]
     assert rows, "the streamed ColumnDataSource is not in window.Bokeh.documents"
@@ -75,7 +83,9 @@ def _probe_rows(page: Page) -> int:
 def test_thread_updates_reach_the_page_while_the_cell_runs(jupyterlab: JupyterLabServer, page: Page) -> None:
     jupyterlab.write_notebook("smoke.ipynb", [SETUP, SHOW, BUSY])
     open_notebook(page, jupyterlab, "smoke.ipynb")
-    assert kernel_status(page) == "idle"
+    # open_notebook saw the kernel idle, but JupyterLab's own requests (kernel info, comm info)
+    # may make it busy again for a moment on a loaded machine: wait rather than read once
+    wait_for_kernel_idle(page)
 
     run_cell(page, 0, wait=True)
     run_cell(page, 1, wait=True)
@@ -87,6 +97,8 @@ def test_thread_updates_reach_the_page_while_the_cell_runs(jupyterlab: JupyterLa
 
     run_cell(page, 2)
     wait_for_cell_running(page, 2)
+    page.wait_for_function(KERNEL_BUSY, timeout=10_000)
+    assert kernel_status(page) == "busy", "the cell sleeps for 4 s: the kernel must read as busy"
     page.wait_for_function(
         "() => { const e = document.querySelector('.cgmem-probe'); return e && e.innerText.trim() !== 'tick 0'; }",
         timeout=10_000,
