@@ -24,11 +24,12 @@ $(EXT): $(STAMP) $(CSRC) setup.py
 
 venv: $(STAMP) $(EXT)
 
-# Debian's Chromium for the browser tests (never `playwright install`: it cannot download here).
+# Debian's Chromium for the browser tests (never `playwright install`: it cannot download here),
+# and libjemalloc2 for the test that runs the native hooks under a preloaded allocator.
 system-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; \
+	@if [ ! -x /usr/bin/chromium ] || ! ls /usr/lib/*/libjemalloc.so.2 >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium libjemalloc2 >/dev/null; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq chromium libjemalloc2 >/dev/null; fi; \
 	fi
 
 demo: $(STAMP)

@@ -2,6 +2,7 @@
 
 Usage:
     .venv/bin/python benchmarks/run.py [--runs 5] [--modes none,tracer,sampled,exact] [--workloads a,b]
+    .venv/bin/python benchmarks/run.py --modes none,sampled-python,sampled   # the native hooks' share
     .venv/bin/python benchmarks/run.py --python .venv/bin/python --python .venv-3.13/bin/python
     .venv/bin/python benchmarks/run.py --callgrind --python ... --python ...
 
@@ -81,8 +82,14 @@ def child(workload: str, mode: str, empty: bool, tick_s: float | None) -> None:
     else:
         from cgmem_nb import MEMORY_PROFILER
 
+        settings: dict[str, object] = {}
         if tick_s is not None:
-            MEMORY_PROFILER.initialize(sample_interval=tick_s)
+            settings["sample_interval"] = tick_s
+        if mode == "sampled-python":  # the sampled tracer without its native hooks
+            settings["native_memory"] = False
+            mode = "sampled"
+        if settings:
+            MEMORY_PROFILER.initialize(**settings)
         with MEMORY_PROFILER.session("warm-up", tracer=mode):  # type: ignore[arg-type]
             pass  # imports what a first session loads lazily; a kernel pays that once
         t0 = work_end = time.perf_counter()

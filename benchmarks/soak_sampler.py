@@ -132,7 +132,7 @@ def soak(seconds: float, threads: int, seed: int) -> dict[str, Any]:
     tracer.start(1)  # a pass-through left under tracemalloc is now on top again:
     tracer.stop()  # one start/stop must unhook it
     hooks = tracer.stats()["hooks"]
-    assert hooks == {"mem": False, "obj": False, "numpy": False}, hooks
+    assert hooks == {"mem": False, "obj": False, "numpy": False, "native": False}, hooks
     return {"cycles": cycles, "snapshots": snapshots, "tracemalloc_cycles": tm_cycles,
             "allocation_rounds": counts[0], "hooks_after": hooks, "seconds": seconds}
 

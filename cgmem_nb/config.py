@@ -38,6 +38,7 @@ ENV_VARS: dict[str, str] = {
     "MEMORY_PROFILER_LIMIT_MB": "memory_limit_bytes",
     "MEMORY_PROFILER_SAMPLING_RATE": "sampling_rate",
     "MEMORY_PROFILER_DASHBOARD_PORT": "dashboard_port",
+    "MEMORY_PROFILER_NATIVE": "native_memory",
 }
 
 #: Smallest ``sampling_rate`` accepted: one sample per 4 GB allocated on average. Below it a
@@ -104,11 +105,15 @@ class ProfilerConfig:
     guard: bool = False
     #: Fraction of the limit at which the guard interrupts the cell.
     guard_fraction: float = 0.95
+    #: Sample native allocations too (the C heap, anonymous mmaps, the allocators inside
+    #: Polars, Arrow, DuckDB, PyTorch), with the sampled tracer on Linux. Off: only
+    #: Python's allocators and numpy's buffers are seen.
+    native_memory: bool = True
     #: Extra user settings kept verbatim (not validated).
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("enabled", "real_time_monitoring", "enable_stack_traces", "guard"):
+        for name in ("enabled", "real_time_monitoring", "enable_stack_traces", "guard", "native_memory"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise ConfigError(f"{name}={value!r} is not accepted: give True or False")
@@ -169,14 +174,13 @@ class ProfilerConfig:
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        raw = env.get("MEMORY_PROFILER_ENABLED")
-        if raw is not None:
-            low = raw.strip().lower()
-            if low not in _TRUE | _FALSE:
-                raise ConfigError(
-                    f"MEMORY_PROFILER_ENABLED={raw!r} is not accepted: use one of 1/0, true/false, yes/no, on/off"
-                )
-            values["enabled"] = low in _TRUE
+        for var, name in (("MEMORY_PROFILER_ENABLED", "enabled"), ("MEMORY_PROFILER_NATIVE", "native_memory")):
+            raw = env.get(var)
+            if raw is not None:
+                low = raw.strip().lower()
+                if low not in _TRUE | _FALSE:
+                    raise ConfigError(f"{var}={raw!r} is not accepted: use one of 1/0, true/false, yes/no, on/off")
+                values[name] = low in _TRUE
         raw = env.get("MEMORY_PROFILER_LIMIT_MB")
         if raw is not None:
             try:

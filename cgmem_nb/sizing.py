@@ -1,6 +1,8 @@
 """Sizes of Python objects without copying their data.
 
-Numpy arrays count ``nbytes``, pandas objects ``memory_usage(deep=True)``, and
+Numpy arrays count ``nbytes``, pandas objects ``memory_usage(deep=True)`` (Arrow-backed
+columns included: pandas asks Arrow), Polars frames ``estimated_size()``, Arrow arrays and
+tables ``nbytes``, torch tensors their storage's ``nbytes()``, and
 containers are walked with each shared object counted once.
 """
 
@@ -83,6 +85,24 @@ class Measure:
     truncated: bool = False
 
 
+def _library_size(item: Any) -> int | None:
+    """Bytes of a data library's object by the library's own accounting, or None for
+    anything else: Polars frames and series (``estimated_size()``), Arrow arrays,
+    tables and record batches (``nbytes``), torch tensors (their storage's ``nbytes()``).
+    Their data lives outside Python's allocators, where ``sys.getsizeof`` cannot see it."""
+    module = type(item).__module__
+    try:
+        if module.startswith("polars") and hasattr(item, "estimated_size"):
+            return int(item.estimated_size())
+        if module.startswith("pyarrow") and hasattr(item, "nbytes") and hasattr(item, "to_pylist"):
+            return int(item.nbytes)
+        if module.startswith("torch") and hasattr(item, "untyped_storage"):
+            return int(item.untyped_storage().nbytes())
+    except Exception:  # a library object that cannot size itself (e.g. a lazy frame): walk it
+        return None
+    return None
+
+
 def measure(obj: Any, *, limit: int = _MAX_OBJECTS, seen: set[int] | None = None) -> Measure:
     """Walk ``obj`` like :func:`deep_size` and say what it reaches, without copying data.
 
@@ -114,6 +134,10 @@ def measure(obj: Any, *, limit: int = _MAX_OBJECTS, seen: set[int] | None = None
             for arr in _pandas_arrays(item):
                 if np is not None and isinstance(arr, np.ndarray):
                     _add_buffer(result, arr)
+            continue
+        native = _library_size(item)
+        if native is not None:
+            result.size += native
             continue
         if np is not None and isinstance(item, np.ndarray):
             result.size += int(item.nbytes) + (sys.getsizeof(item) if item.base is not None else sys.getsizeof(item) - int(item.nbytes))

@@ -4,7 +4,9 @@ smallest integer dtype that holds an array. Pure: nothing here changes the user'
 A column's savings from ``category`` count the bytes the column really frees (its
 pointer array plus each distinct string object once) minus the codes and
 categories it would need; for columns over ``exact_rows`` rows they come from a
-random sample of ``sample_rows`` rows, with a 95% error bound.
+random sample of ``sample_rows`` rows, with a 95% error bound. A column stored in
+Arrow (pandas' ``str`` dtype when pyarrow is installed, ``ArrowDtype``) frees its Arrow
+buffers, as Arrow counts them, and needs codes plus its distinct values, also in Arrow.
 """
 
 from __future__ import annotations
@@ -55,6 +57,25 @@ def _codes_itemsize(n_unique: int) -> int:
     return 8
 
 
+def _arrow_backed(col: pd.Series) -> bool:
+    dtype = col.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return dtype.storage == "pyarrow"
+    arrow_dtype = getattr(pd, "ArrowDtype", None)
+    return arrow_dtype is not None and isinstance(dtype, arrow_dtype) and pd.api.types.is_string_dtype(dtype)
+
+
+def _arrow_category_savings(col: pd.Series) -> tuple[int, int, float] | None:
+    n = len(col)
+    if n == 0:
+        return None
+    uniques = pd.Series(col.dropna().unique(), dtype=col.dtype)
+    k = len(uniques)
+    freed = int(col.memory_usage(deep=True, index=False))
+    kept = n * _codes_itemsize(k) + int(uniques.memory_usage(deep=True, index=False))
+    return freed - kept, 0, k / n
+
+
 def category_savings(col: pd.Series, *, exact_rows: int = 100_000, sample_rows: int = 50_000) -> tuple[int, int, float] | None:
     """Bytes converting ``col`` to ``category`` frees: ``(savings, error_95, unique_share)``.
 
@@ -62,6 +83,8 @@ def category_savings(col: pd.Series, *, exact_rows: int = 100_000, sample_rows: 
     once (many rows may share one object); what the category needs is its codes
     and one object per distinct value. None when the column is not text.
     """
+    if _arrow_backed(col):
+        return _arrow_category_savings(col)
     values = _text_values(col)
     if values is None or len(values) == 0:
         return None

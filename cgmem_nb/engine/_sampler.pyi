@@ -7,7 +7,8 @@ from typing import Any, Final, Literal, final
 
 from _typeshed import structseq
 
-_Domain = Literal["pymem", "pyobj", "numpy"]
+_Domain = Literal["pymem", "pyobj", "numpy", "malloc", "mmap", "pool"]
+_Via = Literal["GIL released", "worker thread"]
 
 #: Domain names, indexed like the C enum ``CG_DOMAIN_*``.
 DOMAINS: Final[tuple[_Domain, ...]]
@@ -17,10 +18,10 @@ STACK_WALK: Final[str]
 MAX_DEPTH: Final[int]
 
 @final
-class Sample(structseq[Any], tuple[int | None, int, str | None, float, bool, int, int, int, _Domain]):
+class Sample(structseq[Any], tuple[int | None, int, str | None, float, bool, int, int, int, _Domain, _Via | None]):
     """One sampled allocation, as :func:`samples` returns it."""
 
-    __match_args__: Final = ("stack", "thread_id", "tag", "weight", "live", "size", "ts_ns", "seq", "domain")
+    __match_args__: Final = ("stack", "thread_id", "tag", "weight", "live", "size", "ts_ns", "seq", "domain", "via")
 
     @property
     def stack(self) -> int | None:
@@ -49,6 +50,10 @@ class Sample(structseq[Any], tuple[int | None, int, str | None, float, bool, int
     @property
     def domain(self) -> _Domain:
         """Which allocator family the block came from."""
+    @property
+    def via(self) -> _Via | None:
+        """None when ``stack`` is the allocating thread's own; else how it was charged
+        to the announced statement (:func:`announce`)."""
 
 def start(interval: float, depth: int, /) -> None:
     """Install the hooks and start sampling with a mean ``interval`` in bytes."""
@@ -57,7 +62,7 @@ def stop() -> None:
     """Stop sampling, unhook where still on top, drop every sample and stack."""
 
 def is_running() -> bool: ...
-def hooks() -> dict[Literal["mem", "obj", "numpy"], bool]:
+def hooks() -> dict[Literal["mem", "obj", "numpy", "native"], bool]:
     """Whether allocations of each family pass through the sampler now."""
 
 def set_interval(interval: float, /) -> None: ...
@@ -85,10 +90,12 @@ def peak_samples(since_seq: int, /) -> tuple[float, list[Sample]]:
 
 def groups(
     since_seq: int, at_peak: bool, /
-) -> list[tuple[int | None, int, str | None, float, float, float, float]]:
+) -> list[tuple[int | None, int, str | None, str, str | None, float, float, float, float]]:
     """Samples with ``seq >= since_seq`` (``at_peak``: those live at the high-water mark)
-    summed by (stack, thread id, tag): ``(stack, thread_id, tag, live_bytes, live_blocks,
-    allocated_bytes, allocated_blocks)``; blocks are estimated (weight / size)."""
+    summed by (stack, thread id, tag, domain, via): ``(stack, thread_id, tag, domain, via,
+    live_bytes, live_blocks, allocated_bytes, allocated_blocks)``; ``domain`` is one of
+    :data:`DOMAINS`, ``via`` how the stack was found (None: the thread's own); blocks are
+    estimated (weight / size)."""
 
 def stack(stack_id: int, /) -> tuple[tuple[str, int], ...]:
     """``((filename, lineno), ...)`` of a stack id, innermost first."""
@@ -102,3 +109,25 @@ def hook_numpy(array_api: object, /) -> bool:
 
 def unhook_numpy() -> bool: ...
 def after_fork_child() -> None: ...
+def native_start() -> int:
+    """Sample native allocations too (sampler running); returns relocation slots written.
+
+    Raises RuntimeError when the process's libraries cannot be patched (not ELF)."""
+
+def native_stop(keep: bool, /) -> None:
+    """Stop sampling native allocations; ``keep`` leaves the slots patched (pass-through)."""
+
+def native_poll() -> None:
+    """Patch libraries whose ``dlopen`` could not be followed at once."""
+
+def native_objects() -> list[tuple[str, int, int, int, int]]:
+    """``(path, groups, slots, foreign, failed)`` of every loaded object seen."""
+
+def native_pools() -> list[tuple[str, str, str]]:
+    """``(path, kind, state)`` of allocators found inside libraries."""
+
+def native_counters() -> dict[str, int]:
+    """Samples per native domain, dlopens followed, deferred patches, slots patched."""
+
+def announce(frame: Any, /) -> None:
+    """The statement running now (a frame object), or None."""

@@ -14,10 +14,15 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
-__all__ = ["Frame", "StackStat", "TraceSnapshot", "Tracer", "PeakKeeper", "PeakFolder"]
+__all__ = ["Frame", "StackStat", "TraceSnapshot", "Tracer", "PeakKeeper", "PeakFolder", "DOMAINS", "NATIVE_DOMAINS"]
 
 #: A frame as tracers report it: (filename, line number).
 Frame = tuple[str, int]
+
+#: Every value of :attr:`StackStat.domain`, Python's allocators first.
+DOMAINS = ("python", "numpy", "c heap", "mmap", "library pool")
+#: The domains outside Python's allocators (what the native hooks see).
+NATIVE_DOMAINS = frozenset({"c heap", "mmap", "library pool"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,15 @@ class StackStat:
     thread_id: int | None = None
     #: Category tag that was active when the block was allocated (sampled tracer only).
     tag: str | None = None
+    #: Where the bytes came from (sampled tracer only): ``"python"`` (PyMem objects),
+    #: ``"numpy"`` (numpy's data buffers), ``"c heap"`` (malloc and its family),
+    #: ``"mmap"`` (anonymous mappings) or ``"library pool"`` (an allocator inside a
+    #: library: jemalloc in Polars/Arrow/DuckDB, Arrow's mimalloc). None: not known.
+    domain: str | None = None
+    #: How the stack was found when the allocating thread could not give its own:
+    #: ``"worker thread"`` (a thread with no Python frame, charged to the statement the
+    #: session runs) or ``"GIL released"`` (the session's thread inside a C call).
+    via: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

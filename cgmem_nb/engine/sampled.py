@@ -10,7 +10,17 @@ than the interval are always recorded with a weight equal to their size.
 
 Each sample carries its size, weight, thread id (``threading.get_ident()``),
 monotonic timestamp, sequence number, the thread's category tag
-(:func:`set_tag`) and its Python stack.
+(:func:`set_tag`), its Python stack and its domain (which allocator family).
+
+Native allocations
+------------------
+On Linux the tracer also samples what Python's allocators never see (the C heap,
+anonymous mmaps, the allocators inside Polars, Arrow and DuckDB) by patching the
+relocation slots of every loaded library while it runs (``docs/native-memory.md``).
+A native allocation made on a thread that holds no GIL has no Python stack of its
+own: it is charged to the statement the session runs, announced by the cell runner
+before each statement and by every extension call that releases the GIL from the
+session's thread (:meth:`SampledTracer.announce`).
 
 Sampling rate and interval (the one place that maps them)
 ---------------------------------------------------------
@@ -32,14 +42,14 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 from ..config import check_depth
 from ..errors import TracerError
 from ..units import parse_size
 from .numpy_watch import NumpyImportWatcher, numpy_array_api
-from .protocol import Frame, PeakFolder, StackStat, TraceSnapshot
+from .protocol import DOMAINS, Frame, PeakFolder, StackStat, TraceSnapshot
 from .versions import exact_unsupported_reason, sampled_unsupported_reason
 
 __all__ = [
@@ -65,6 +75,10 @@ MAX_INTERVAL_BYTES = 1 << 40
 
 #: The allocation size whose chance of being recorded equals the sampling rate.
 _RATE_REFERENCE_BYTES = 4096
+
+#: The extension's domain names -> the names tables show (``StackStat.domain``).
+_DOMAIN_NAMES = {"pymem": "python", "pyobj": "python", "numpy": "numpy", "malloc": "c heap", "mmap": "mmap", "pool": "library pool"}
+assert set(_DOMAIN_NAMES.values()) == set(DOMAINS)
 
 
 def interval_for_rate(rate: float) -> int:
@@ -187,6 +201,8 @@ class SampledTracer:
         self._depth = 0
         self._interval = parse_interval(interval)
         self._numpy_hooked = False
+        self._native_wanted = self.native_supported()
+        self._native_error: str | None = None
         self._numpy_watcher = NumpyImportWatcher(self._numpy_imported)
         self._stack_cache: dict[int, tuple[Frame, ...]] = {}
         self.peaks = PeakFolder(self.peak, self._ext.reset_peak)
@@ -208,6 +224,44 @@ class SampledTracer:
             if self._users:
                 self._ext.set_interval(float(value))
 
+    @property
+    def native(self) -> bool:
+        """True when native allocations are sampled too (see :meth:`set_native`)."""
+        return self._native_wanted
+
+    @staticmethod
+    def native_supported() -> bool:
+        """True where native allocations can be followed (Linux: ELF relocation patching)."""
+        return sys.platform.startswith("linux")
+
+    def set_native(self, on: bool) -> bool:
+        """Sample native allocations (C heap, mmap, library pools) from the next start.
+
+        Takes effect when the tracer is not running; returns False (and changes
+        nothing) while it runs with the other setting.
+        """
+        with self._lock:
+            if self._users and on != self._native_wanted:
+                return False
+            self._native_wanted = bool(on)
+            return True
+
+    def native_error(self) -> str | None:
+        """Why the native hooks could not start in this process, or None."""
+        return self._native_error
+
+    def native_running(self) -> bool:
+        """True while native allocations are being sampled."""
+        return bool(self._ext.hooks()["native"])
+
+    def announce(self, frame: FrameType | None) -> None:
+        """Charge later samples that have no Python stack of their own (worker threads,
+        the session's thread without the GIL) to ``frame``'s current line and its
+        callers; None forgets the statement. The calling thread becomes the one whose
+        GIL releases refresh the statement."""
+        if self._users:
+            self._ext.announce(frame)
+
     # -- Tracer protocol -------------------------------------------------------------
 
     def start(self, depth: int) -> None:
@@ -226,6 +280,8 @@ class SampledTracer:
             self._ext.start(float(self._interval), self._depth)
             if not self._numpy_hooked:
                 self._hook_numpy()
+            if self._users == 0 and self._native_wanted and self._native_error is None:
+                self._start_native()
             self._users += 1
 
     def stop(self) -> None:
@@ -240,6 +296,7 @@ class SampledTracer:
                 if self._numpy_hooked:
                     self._ext.unhook_numpy()
                     self._numpy_hooked = False
+                self._ext.native_stop(False)
                 self._ext.stop()
                 self._stack_cache.clear()
                 self._depth = 0
@@ -294,6 +351,11 @@ class SampledTracer:
         """Internal counters: samples kept, stacks, the extension's own memory, hooks."""
         info: dict[str, Any] = dict(self._ext.stats())
         info["hooks"] = self._ext.hooks()
+        info["native"] = dict(self._ext.native_counters())
+        info["native_pools"] = [
+            {"path": path, "kind": kind, "state": state} for path, kind, state in self._ext.native_pools()
+        ]
+        info["native_error"] = self._native_error
         return info
 
     def memory_bytes(self) -> int:
@@ -328,19 +390,34 @@ class SampledTracer:
             self._stack_cache[stack_id] = frames
         return frames
 
-    def _group(self, groups: list[tuple[int | None, int, str | None, float, float, float, float]]) -> tuple[list[StackStat], int]:
+    def _group(
+        self, groups: list[tuple[int | None, int, str | None, str, str | None, float, float, float, float]]
+    ) -> tuple[list[StackStat], int]:
         stats: list[StackStat] = []
         total = 0
-        for stack_id, tid, tag, lb, lc, ab, ac in groups:
+        names = _DOMAIN_NAMES
+        for stack_id, tid, tag, raw_domain, via, lb, lc, ab, ac in groups:
+            domain = names[raw_domain]
             live_bytes = int(round(lb))
             stats.append(
                 StackStat(
-                    self._frames(stack_id), live_bytes, int(round(lc)), int(round(ab)), int(round(ac)), tid, tag
+                    self._frames(stack_id), live_bytes, int(round(lc)), int(round(ab)), int(round(ac)), tid, tag, domain, via
                 )
             )
             total += live_bytes
         stats.sort(key=lambda s: (-s.live_bytes, -s.allocated_bytes))
         return stats, total
+
+    def _start_native(self) -> None:
+        try:
+            self._ext.native_start()
+        except RuntimeError as exc:  # never let a library we cannot patch stop the profiler
+            self._native_error = str(exc)
+            warnings.warn(
+                f"cgmem_nb: native allocations (C heap, mmap, library pools) will not be sampled ({exc})",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def _numpy_imported(self) -> None:
         with self._lock:

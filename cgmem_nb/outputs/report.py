@@ -10,7 +10,9 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from ..schema import KERNEL
+import pandas as pd
+
+from ..schema import KERNEL, Summary
 from ..session.result import ProfileResult
 from ..units import format_bytes
 from .cluster_report import cluster_html, cluster_text
@@ -27,6 +29,7 @@ def _headline(result: ProfileResult) -> list[tuple[str, str]]:
         ("Peak (traced)", format_bytes(s.peak_bytes) + est),
         ("Retained", format_bytes(s.retained_bytes, signed=True) + est),
         ("RSS", f"{format_bytes(s.rss_before_bytes)} → {format_bytes(s.rss_after_bytes)} (peak {format_bytes(s.rss_peak_bytes)})"),
+        *_native_rows(s),
         ("Limit", f"{format_bytes(s.limit_bytes)} ({s.limit_source})"),
         ("Duration", f"{s.duration_s:.2f} s"),
         ("Tracer", f"{s.tracer}, {s.stack_depth} frames"),
@@ -38,6 +41,25 @@ def _headline(result: ProfileResult) -> list[tuple[str, str]]:
     return rows
 
 
+def _native_rows(s: Summary) -> list[tuple[str, str]]:
+    """Python, native and process figures kept apart (sessions that sampled native memory)."""
+    if not s.native:
+        return []
+    if s.rss_explained is None:
+        explained = "RSS did not grow"
+    else:
+        explained = f"the lines explain {s.rss_explained:.0%} of the RSS growth"
+    return [
+        ("Python / native", f"{format_bytes(s.python_peak_bytes)} / {format_bytes(s.native_peak_bytes)} at the peak"),
+        ("RSS explained", explained),
+        (
+            "Worker threads",
+            f"{format_bytes(s.worker_bytes)} charged to the running statement; "
+            f"{format_bytes(s.unknown_bytes)} no statement explains (<unknown>)",
+        ),
+    ]
+
+
 def _top_lines(result: ProfileResult, top: int) -> list[dict[str, Any]]:
     lines = result.lines
     if lines.empty:
@@ -45,6 +67,17 @@ def _top_lines(result: ProfileResult, top: int) -> list[dict[str, Any]]:
     if result.summary.workers:  # the workers' lines have their own section
         lines = lines[lines["where"].fillna(KERNEL) == KERNEL]
     return [dict(r) for _, r in lines.head(top).iterrows()]
+
+
+def _source(row: dict[str, Any]) -> str:
+    """Where a line's bytes came from: its main domain, and ``+ workers`` when worker
+    threads allocated for it."""
+    domain = row.get("domain")
+    text = "" if domain is None or domain is pd.NA else str(domain)
+    via = row.get("via")
+    if via is not None and via is not pd.NA:
+        text += " + workers"
+    return text
 
 
 def render_text(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
@@ -57,12 +90,16 @@ def render_text(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
     out.append("")
     if rows:
         out.append(f"Top {len(rows)} lines by memory held at the peak:")
-        out.append(f"  {'location':<22} {'peak':>10} {'retained':>10} {'allocated':>10}  code")
+        native = result.summary.native
+        extra = f" {'native':>10} {'from':<13}" if native else ""
+        out.append(f"  {'location':<22} {'peak':>10} {'retained':>10} {'allocated':>10}{extra}  code")
         for r in rows:
             code = str(r["code"] or "")[:60]
+            if native:
+                extra = f" {format_bytes(r['native_peak_bytes']):>10} {_source(r):<13}"
             out.append(
                 f"  {str(r['location']):<22} {format_bytes(r['peak_bytes']):>10} {format_bytes(r['retained_bytes']):>10} "
-                f"{format_bytes(r['allocated_bytes']):>10}  {code}"
+                f"{format_bytes(r['allocated_bytes']):>10}{extra}  {code}"
             )
     else:
         out.append("No allocations were traced.")
@@ -96,7 +133,9 @@ def render_html(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
     if rows:
         parts.append(f"<div>Top {len(rows)} lines by memory held at the peak</div>")
         parts.append(f'<table style="{_CSS_TABLE}"><tr>')
-        for h in ("location", "peak", "retained", "allocated", "category", "code"):
+        heads = ("location", "peak", "retained", "allocated", "native", "from", "category", "code") if s.native else (
+            "location", "peak", "retained", "allocated", "category", "code")
+        for h in heads:
             parts.append(f'<th style="{_CSS_TD}">{h}</th>')
         parts.append("</tr>")
         for r in rows:
@@ -107,7 +146,12 @@ def render_html(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
                 f'<td style="{_CSS_NUM}">{e(format_bytes(r["peak_bytes"]))}{bar}</td>'
                 f'<td style="{_CSS_NUM}">{e(format_bytes(r["retained_bytes"]))}</td>'
                 f'<td style="{_CSS_NUM}">{e(format_bytes(r["allocated_bytes"]))}</td>'
-                f'<td style="{_CSS_TD}">{e(str(r["category"]))}</td>'
+                + (
+                    f'<td style="{_CSS_NUM}">{e(format_bytes(r["native_peak_bytes"]))}</td><td style="{_CSS_TD}">{e(_source(r))}</td>'
+                    if s.native
+                    else ""
+                )
+                + f'<td style="{_CSS_TD}">{e(str(r["category"]))}</td>'
                 f'<td style="{_CSS_TD}"><code>{e(str(r["code"] or "")[:100])}</code></td></tr>'
             )
         parts.append("</table>")

@@ -117,6 +117,22 @@ class Summary:
     note: str | None = None
     #: The profiler's own traced bytes, left out of the tables.
     profiler_bytes: int = 0
+    #: True when native allocations (C heap, mmap, library pools) were sampled too.
+    native: bool = False
+    #: Of ``peak_bytes``: what Python's allocators held (objects and numpy buffers)...
+    python_peak_bytes: int = 0
+    #: ...and what native allocators held (the lines' ``native_peak_bytes`` summed).
+    native_peak_bytes: int = 0
+    #: Of ``retained_bytes``, what native allocators still hold at the end.
+    native_retained_bytes: int = 0
+    #: Bytes (most held: peak or end) allocated on threads with no Python frame and
+    #: charged to the statement the session ran (rows with ``via="worker thread"``).
+    worker_bytes: int = 0
+    #: Bytes (most held: peak or end) that no running statement explains (``<unknown>``).
+    unknown_bytes: int = 0
+    #: Share of the RSS growth at its peak (``rss_peak_bytes - rss_before_bytes``) that
+    #: the lines explain (their bytes at the session's peak), 0 to 1; None when RSS did not grow.
+    rss_explained: float | None = None
     #: Seconds the profiler spent on snapshots and on building the result.
     report_s: float = 0.0
     #: Seconds the end of the session took on the profiled code's critical path: from

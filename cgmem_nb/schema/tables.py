@@ -49,6 +49,10 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("retained_bytes", _BYTES, "Bytes the line allocated that were still alive when the session ended."),
         ("count", "Int64", "Blocks still alive at the end (retained), or at the peak when none were retained."),
         ("where", "string", "The process: `kernel`, or a Dask worker's address (`%%memprofile --dask`); a worker's peak is its own."),
+        ("native_peak_bytes", _BYTES, "Of `peak_bytes`, what native allocators held (C heap, mmap, library pools); the rest is Python objects and numpy buffers."),
+        ("native_retained_bytes", _BYTES, "Of `retained_bytes`, what native allocators still held at the end."),
+        ("domain", "string", "Where most of the line's bytes came from: `python`, `numpy`, `c heap`, `mmap` or `library pool` (see the `stacks` table for each)."),
+        ("via", "string", "`worker thread` when some of the line's bytes were allocated on threads with no Python frame while the line ran; else missing."),
     ),
     "stacks": _cols(
         ("stack_id", "Int64", "Identifier of the stack within this result."),
@@ -62,6 +66,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("retained_bytes", _BYTES, "Bytes still alive at the end."),
         ("count", "Int64", "Blocks alive at the end (or at the peak)."),
         ("where", "string", "The process: `kernel`, or a Dask worker's address."),
+        ("domain", "string", "Where the bytes came from: `python` (objects), `numpy` (data buffers), `c heap` (malloc and its family), `mmap` (anonymous mappings) or `library pool` (an allocator inside a library: jemalloc in Polars, Arrow, DuckDB; Arrow's mimalloc). Missing for the exact tracer."),
+        ("via", "string", "How the stack was found when the allocating thread had none: `worker thread` (a thread with no Python frame: charged to the statement the session ran) or `GIL released` (the session's own thread inside a C call); missing for the thread's own stack."),
     ),
     "categories": _cols(
         ("category", "string", "Allocation category."),
@@ -70,6 +76,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("retained_bytes", _BYTES, "Still alive at the end."),
         ("count", "Int64", "Blocks alive at the end (or at the peak)."),
         ("share", "float64", "Share of the session's peak held by this category (0 to 1)."),
+        ("native_peak_bytes", _BYTES, "Of `peak_bytes`, what native allocators held."),
+        ("native_retained_bytes", _BYTES, "Of `retained_bytes`, what native allocators still held at the end."),
     ),
     "threads": _cols(
         ("thread_id", "Int64", "`threading.get_ident()` of the thread."),

@@ -17,17 +17,21 @@ checkpoint snapshots only when the traced level has grown by at least 2% (and
 
 from __future__ import annotations
 
+import functools
+import sys
 import threading
 import time
 import tracemalloc
 from collections import defaultdict
 from datetime import datetime, timezone
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..categories import CATEGORY_RULES
 from ..config import ProfilerConfig
 from ..engine import probes
 from ..engine.monitor import MONITOR, Tick
+from ..engine.protocol import NATIVE_DOMAINS
 from ..engine.subscription import Subscription
 from ..engine.protocol import PeakKeeper
 from ..engine.tracers import TraceSnapshot, Tracer
@@ -46,6 +50,22 @@ _BUDGET_FIXED_S = 0.1
 _BUDGET_FRACTION = 0.03
 _MAX_STACK_ROWS = 500
 _MAX_LINE_ROWS = 1000
+
+#: Where memory no running statement explains is charged (``notebook.attribute``).
+UNKNOWN = "<unknown>"
+
+
+@functools.lru_cache(maxsize=1024)
+def _skipped(filename: str) -> bool:
+    return notebook.is_own(filename) or filename.endswith(("contextlib.py", "functools.py"))
+
+
+def user_frame(frame: FrameType | None) -> FrameType | None:
+    """``frame`` or the first of its callers outside cgmem_nb (and contextlib)."""
+    while frame is not None and _skipped(frame.f_code.co_filename):
+        frame = frame.f_back
+    return frame
+
 
 class Recording:
     """One session's recording. Not thread-safe for start/stop; checkpoints are."""
@@ -85,6 +105,7 @@ class Recording:
         self.keeps_peak = self._keeper is not None
         #: Seconds into the session when tracemalloc was found stopped (exact tracer), else None.
         self._tracing_lost: float | None = None
+        self.native = False
         self.running = False
 
     # -- life cycle ---------------------------------------------------------------------
@@ -108,6 +129,7 @@ class Recording:
                     if peaks is not None:
                         peaks.add(self._on_traced_peak)
                     self.traced_start = self.tracer.current()
+                    self.native = bool(getattr(self.tracer, "native_running", lambda: False)())
                 except BaseException:
                     self.tracer.stop()
                     raise
@@ -118,10 +140,18 @@ class Recording:
             self._sub.close()
             raise
         self._traced_peak = self.traced_start
+        self.announce(sys._getframe(1))
         probes.KERNEL_PEAK.reset()
         probes.KERNEL_PEAK.peaks.add(self._on_rss_peak)
         self._ticks.append((0.0, self.rss_before, 0 if self.tracer else None))
         self.running = True
+
+    def announce(self, frame: FrameType | None) -> None:
+        """The statement the session's thread runs now (``frame``, or its first caller
+        outside cgmem_nb): native samples without a Python stack are charged to it."""
+        announce = getattr(self.tracer, "announce", None)
+        if announce is not None:
+            announce(user_frame(frame))
 
     def _on_traced_peak(self, value: int) -> None:
         # Called with the tracer's peak before anyone resets it, and at this recording's stop.
@@ -268,7 +298,7 @@ class Recording:
         stack_rows: list[dict[str, Any]] = []
         own_bytes = 0
         for key in keys:
-            frames, thread_id, tag = key
+            frames, thread_id, tag, domain, via = key
             p, f = peak_stats.get(key), final_stats.get(key)
             peak_b = p.live_bytes if p else 0
             ret_b = f.live_bytes if f else 0
@@ -300,12 +330,15 @@ class Recording:
                     "retained_bytes": ret_b,
                     "count": count,
                     "where": KERNEL,
+                    "domain": domain,
+                    "via": via,
                 }
             )
         stack_rows.sort(key=lambda r: (r["peak_bytes"], r["retained_bytes"], r["allocated_bytes"]), reverse=True)
 
         by_line: dict[tuple[str, int], dict[str, Any]] = {}
-        by_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        by_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+        worker_bytes = unknown_bytes = 0
         by_thread: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
         for row in stack_rows:
             line = by_line.get((row["_filename"], row["_lineno"]))
@@ -322,12 +355,30 @@ class Recording:
                     "retained_bytes": 0,
                     "count": 0,
                     "where": KERNEL,
+                    "native_peak_bytes": 0,
+                    "native_retained_bytes": 0,
+                    "_domains": defaultdict(int),
+                    "via": None,
                 }
             for col in ("allocated_bytes", "peak_bytes", "retained_bytes", "count"):
                 line[col] += row[col]
+            native = row["domain"] in NATIVE_DOMAINS
+            held = max(row["peak_bytes"], row["retained_bytes"])
+            if row["domain"] is not None:
+                line["_domains"][row["domain"]] += held
+            if row["via"] == "worker thread":
+                line["via"] = "worker thread"
+                worker_bytes += held
+            if row["location"] == UNKNOWN:
+                unknown_bytes += held
             cat = by_cat[row["category"]]
             for i, col in enumerate(("allocated_bytes", "peak_bytes", "retained_bytes", "count")):
                 cat[i] += row[col]
+            if native:
+                line["native_peak_bytes"] += row["peak_bytes"]
+                line["native_retained_bytes"] += row["retained_bytes"]
+                cat[4] += row["peak_bytes"]
+                cat[5] += row["retained_bytes"]
             if row["thread_id"] is not None:
                 th = by_thread[row["thread_id"]]
                 for i, col in enumerate(("allocated_bytes", "peak_bytes", "retained_bytes")):
@@ -335,6 +386,9 @@ class Recording:
 
         peak_bytes = max(self._traced_peak - self.traced_start, 0) if tracer is not None else 0
         lines = sorted(by_line.values(), key=lambda r: (r["peak_bytes"], r["retained_bytes"], r["allocated_bytes"]), reverse=True)
+        for line in lines:
+            domains = line.pop("_domains")
+            line["domain"] = max(domains, key=domains.__getitem__) if domains else None
         for i, row in enumerate(stack_rows):
             row["stack_id"] = i
         cats = [
@@ -345,6 +399,8 @@ class Recording:
                 "retained_bytes": v[2],
                 "count": v[3],
                 "share": (v[1] / peak_bytes) if peak_bytes else 0.0,
+                "native_peak_bytes": v[4],
+                "native_retained_bytes": v[5],
             }
             for name, v in sorted(by_cat.items(), key=lambda kv: kv[1][1], reverse=True)
         ]
@@ -368,6 +424,8 @@ class Recording:
         retained = (traced_end - self.traced_start) if tracer is not None else 0
         allocated = sum(r["allocated_bytes"] for r in stack_rows) if tracer is not None else 0
         peak_lines = sum(r["peak_bytes"] for r in stack_rows)
+        native_peak = sum(r["native_peak_bytes"] for r in lines)
+        rss_growth = rss_peak - self.rss_before
         sampling = getattr(tracer, "interval", None) if estimate else None
         summary = Summary(
             label=self.label,
@@ -393,6 +451,13 @@ class Recording:
             interrupted=isinstance(error, KeyboardInterrupt),
             note=self._note(),
             profiler_bytes=own_bytes,
+            native=self.native,
+            python_peak_bytes=max(peak_lines - native_peak, 0),
+            native_peak_bytes=native_peak,
+            native_retained_bytes=sum(r["native_retained_bytes"] for r in lines),
+            worker_bytes=worker_bytes,
+            unknown_bytes=unknown_bytes,
+            rss_explained=round(min(peak_lines / rss_growth, 1.0), 4) if tracer is not None and rss_growth > 0 else None,
         )
         for row in stack_rows:
             row.pop("_filename")

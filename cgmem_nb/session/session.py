@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import time
+import sys
 import warnings
 from typing import Any, Callable, Iterable, Protocol, TypeVar
 
@@ -39,12 +40,15 @@ _SESSION_IDS = itertools.count(1)
 _WARNED: set[str] = set()
 
 
-def choose_tracer(choice: TracerChoice, rate: float | None, interval: int | None) -> tuple[Tracer | None, str | None]:
+def choose_tracer(
+    choice: TracerChoice, rate: float | None, interval: int | None, native: bool = True
+) -> tuple[Tracer | None, str | None]:
     """The tracer a session uses, and a note for the result when it is not the one asked for.
 
     ``"auto"`` follows ``rate`` (``ProfilerConfig.sampling_rate``: 1.0 is exact, else the
     sampled tracer where it is available). A sampled tracer already running keeps its
-    interval (the session shares it, with a note).
+    interval and its native setting (``ProfilerConfig.native_memory``; the session
+    shares them, with a note).
     """
     tracers = available_tracers()
     want = choice
@@ -70,6 +74,9 @@ def choose_tracer(choice: TracerChoice, rate: float | None, interval: int | None
             if tracer.is_running():
                 return tracer, f"the sampled tracer was already running with a {tracer.interval}-byte interval; this session shares it"
             tracer.set_interval(interval)
+        if not tracer.set_native(native and tracer.native_supported()):
+            state = "on" if tracer.native else "off"
+            return tracer, f"the sampled tracer was already running with native allocations {state}; this session shares it"
     return tracer, None
 
 
@@ -258,7 +265,7 @@ class Session:
             tracer: Tracer | None = None
             note: str | None = "profiling is disabled (ProfilerConfig.enabled=False)"
         else:
-            tracer, note = choose_tracer(self.tracer_choice, config.sampling_rate, self.interval)
+            tracer, note = choose_tracer(self.tracer_choice, config.sampling_rate, self.interval, config.native_memory)
         depth = self.depth or (config.stack_trace_depth if config.enable_stack_traces else 1)
         cell = self.cell if self.cell is not None else notebook.current_cell()
         label = self.label or (f"In[{cell}]" if cell is not None else "session")
@@ -314,8 +321,14 @@ class Session:
         return rec is not None and rec.tracer is not None and not rec.keeps_peak
 
     def checkpoint(self) -> None:
-        """Take a peak snapshot now if memory is at a new high (cheap otherwise)."""
+        """Take a peak snapshot now if memory is at a new high (cheap otherwise).
+
+        Called by the code being profiled (before each statement of a cell, from the
+        line checkpoints of a test or script): its statement becomes the one that
+        native allocations on worker threads are charged to.
+        """
         if self._recording is not None:
+            self._recording.announce(sys._getframe(1))
             self._recording.checkpoint()
 
     def __enter__(self) -> Session:

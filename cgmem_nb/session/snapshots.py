@@ -1,5 +1,5 @@
 """Stack keys of a recording's snapshots: :func:`by_key` groups a snapshot's stats by
-(frames, thread, tag), merging stats whose frames read the same."""
+(frames, thread, tag, domain, via), merging stats whose frames read the same."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from ..engine.tracers import Frame, StackStat
 
 __all__ = ["StackKey", "by_key", "stack_key"]
 
-StackKey = tuple[tuple[Frame, ...], "int | None", "str | None"]
+StackKey = tuple[tuple[Frame, ...], "int | None", "str | None", "str | None", "str | None"]
 
 
 def stack_key(stat: StackStat) -> StackKey:
-    return (stat.frames, stat.thread_id, stat.tag)
+    return (stat.frames, stat.thread_id, stat.tag, stat.domain, stat.via)
 
 
 def by_key(stats: tuple[StackStat, ...]) -> dict[StackKey, StackStat]:
@@ -29,5 +29,7 @@ def by_key(stats: tuple[StackStat, ...]) -> dict[StackKey, StackStat]:
             old.allocated_count + stat.allocated_count,
             stat.thread_id,
             stat.tag,
+            stat.domain,
+            stat.via,
         )
     return out

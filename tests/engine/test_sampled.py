@@ -111,7 +111,7 @@ def test_start_is_reference_counted(tracer: sampled.SampledTracer) -> None:
     assert tracer.is_running() and tracer.stats()["hooks"]["mem"]
     tracer.stop()
     assert not tracer.is_running() and tracer.depth() == 0
-    assert tracer.stats()["hooks"] == {"mem": False, "obj": False, "numpy": False}
+    assert tracer.stats()["hooks"] == {"mem": False, "obj": False, "numpy": False, "native": False}
     tracer.stop()  # an extra stop is harmless
 
 
@@ -345,7 +345,7 @@ def test_coexists_with_tracemalloc_started_second(tracer: sampled.SampledTracer)
     tracemalloc.stop()
     tracer.start(2)
     tracer.stop()
-    assert tracer.stats()["hooks"] == {"mem": False, "obj": False, "numpy": False}
+    assert tracer.stats()["hooks"] == {"mem": False, "obj": False, "numpy": False, "native": False}
     del block
 
 

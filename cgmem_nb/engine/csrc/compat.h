@@ -111,15 +111,13 @@ static inline void cg_gc_resume(int was_enabled) {
 
 /* ---- the stack walk ---- */
 
-/* Fill buf with up to max frames of the calling thread, innermost first; return
- * how many. The caller holds the GIL, tstate is its own thread state, and its
- * re-entrancy guard is set. */
-static inline int cg_walk_stack(PyThreadState *tstate, cg_frame_t *buf, int max) {
+/* Fill buf with up to max frames from f (a new reference, consumed) outward,
+ * innermost first; return how many. GIL held, re-entrancy guard set. */
+static inline int cg_walk_frames(PyFrameObject *f, cg_frame_t *buf, int max) {
     int n = 0;
     cg_err_t saved;
     cg_err_save(&saved);
     int gc = cg_gc_pause();
-    PyFrameObject *f = PyThreadState_GetFrame(tstate); /* new reference; skips incomplete frames */
     while (f != NULL) {
         PyCodeObject *code = PyFrame_GetCode(f); /* new reference */
         buf[n].code = code;
@@ -132,6 +130,20 @@ static inline int cg_walk_stack(PyThreadState *tstate, cg_frame_t *buf, int max)
         Py_DECREF(f); /* never the last reference: the frame is on the stack */
         f = back;
     }
+    cg_gc_resume(gc);
+    cg_err_restore(&saved);
+    return n;
+}
+
+/* Fill buf with up to max frames of the calling thread, innermost first; return
+ * how many. The caller holds the GIL, tstate is its own thread state, and its
+ * re-entrancy guard is set. */
+static inline int cg_walk_stack(PyThreadState *tstate, cg_frame_t *buf, int max) {
+    cg_err_t saved;
+    cg_err_save(&saved);
+    int gc = cg_gc_pause(); /* getting the frame may allocate its frame object */
+    PyFrameObject *f = PyThreadState_GetFrame(tstate); /* new reference; skips incomplete frames */
+    int n = f == NULL ? 0 : cg_walk_frames(f, buf, max);
     cg_gc_resume(gc);
     cg_err_restore(&saved);
     return n;

@@ -1,13 +1,15 @@
 /*
- * groups.c -- samples grouped by (stack, thread, tag) in C, so that building a
+ * groups.c -- samples grouped by (stack, thread, tag, domain) in C (the domain byte carries how the
+ * stack was found too), so that building a
  * session's result costs one pass over the samples and Python work per group only.
  */
 #include "sampler.h"
 
 #include <stdlib.h>
 
-static inline uint64_t group_hash(uint32_t stack, uint64_t tid, uint16_t tag) {
-    uint64_t h = (uint64_t)stack * 0x9E3779B97F4A7C15ull ^ tid * 0xC2B2AE3D27D4EB4Full ^ (uint64_t)tag * 0x165667B19E3779F9ull;
+static inline uint64_t group_hash(uint32_t stack, uint64_t tid, uint16_t tag, uint8_t domain) {
+    uint64_t h = (uint64_t)stack * 0x9E3779B97F4A7C15ull ^ tid * 0xC2B2AE3D27D4EB4Full ^
+                 ((uint64_t)tag | (uint64_t)domain << 16) * 0x165667B19E3779F9ull;
     return h ^ (h >> 29);
 }
 
@@ -28,11 +30,11 @@ int cg_group_samples(const cg_sample_t *samples, size_t n, cg_group_t **out, siz
     size_t used = 0, mask = cap - 1;
     for (size_t i = 0; i < n; i++) {
         const cg_sample_t *s = &samples[i];
-        size_t k = (size_t)group_hash(s->stack, s->tid, s->tag) & mask;
+        size_t k = (size_t)group_hash(s->stack, s->tid, s->tag, s->domain) & mask;
         cg_group_t *g = NULL;
         while (slots[k] != 0) {
             cg_group_t *c = &groups[slots[k] - 1];
-            if (c->stack == s->stack && c->tid == s->tid && c->tag == s->tag) {
+            if (c->stack == s->stack && c->tid == s->tid && c->tag == s->tag && c->domain == s->domain) {
                 g = c;
                 break;
             }
@@ -44,6 +46,7 @@ int cg_group_samples(const cg_sample_t *samples, size_t n, cg_group_t **out, siz
             g->stack = s->stack;
             g->tid = s->tid;
             g->tag = s->tag;
+            g->domain = s->domain;
             g->live_weight = g->live_count = g->alloc_weight = g->alloc_count = 0.0;
         }
         double count = s->size ? s->weight / (double)s->size : 0.0;

@@ -1,7 +1,8 @@
 /*
  * hooks_numpy.c -- a hook source: numpy's default NEP 49 data-memory handler.
  * numpy may call it without the GIL, so its countdown lives under cg_lock, and a
- * stack is captured only when the calling thread holds the GIL.
+ * stack is captured only when the calling thread holds the GIL (else the sample
+ * is charged to the announced statement, attribution.c).
  */
 #include "sampler.h"
 
@@ -31,13 +32,6 @@ static np_handler_t *g_prev = NULL;
 /* Never rewritten: a thread without the GIL may be reading it at any time. */
 static np_handler_t g_handler = {"cgmem_nb_sampler", 1, {NULL, NULL, NULL, NULL, NULL}};
 
-/* The calling thread's thread state if it holds the GIL, else NULL. */
-static PyThreadState *gil_holder_tstate(void) {
-    PyThreadState *cur = cg_tstate_unchecked();
-    if (cur == NULL) return NULL;
-    return cur == PyGILState_GetThisThreadState() ? cur : NULL;
-}
-
 static void *after_alloc(void *p, size_t size) {
     int hit = 0;
     if (p == NULL || size == 0) return p;
@@ -50,19 +44,28 @@ static void *after_alloc(void *p, size_t size) {
         }
     }
     pthread_mutex_unlock(&cg_lock);
-    if (hit && !cg_t_busy) cg_sample(p, size, CG_DOMAIN_NUMPY, gil_holder_tstate());
+    if (hit && !cg_t_busy) cg_sample_any(p, size, CG_DOMAIN_NUMPY);
     return p;
 }
 
+/* numpy's default handler allocates with malloc through numpy's own relocation
+ * slots, which the native hooks patch: the guard keeps them from counting the
+ * buffer a second time. */
 static void *np_malloc(void *ctx, size_t size) {
     (void)ctx;
+    int busy = cg_t_busy;
+    cg_t_busy = 1;
     void *p = g_prev->allocator.malloc(g_prev->allocator.ctx, size);
+    cg_t_busy = busy;
     return after_alloc(p, size);
 }
 
 static void *np_calloc(void *ctx, size_t nelem, size_t elsize) {
     (void)ctx;
+    int busy = cg_t_busy;
+    cg_t_busy = 1;
     void *p = g_prev->allocator.calloc(g_prev->allocator.ctx, nelem, elsize);
+    cg_t_busy = busy;
     return after_alloc(p, nelem * elsize);
 }
 
@@ -70,7 +73,10 @@ static void *np_realloc(void *ctx, void *old, size_t size) {
     (void)ctx;
     int64_t idx = -1;
     if (old != NULL && cg_maybe_tracked(old)) idx = cg_untrack(old);
+    int busy = cg_t_busy;
+    cg_t_busy = 1;
     void *p = g_prev->allocator.realloc(g_prev->allocator.ctx, old, size);
+    cg_t_busy = busy;
     if (p == NULL) {
         if (idx >= 0) cg_retrack(idx, old);
         return NULL;

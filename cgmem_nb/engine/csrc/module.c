@@ -4,11 +4,16 @@
  */
 #include "sampler.h"
 
+#include "elf_patch.h"
+#include "hooks_native.h"
+
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static PyObject *g_tag_names = NULL;   /* list: index -> str, 0 = None */
 static PyObject *g_domain_names = NULL; /* tuple: CG_DOMAIN_* -> str */
+static PyObject *g_via_names = NULL;    /* tuple: CG_VIA_* -> str or None */
 static PyTypeObject *g_sample_type = NULL;
 
 static PyStructSequence_Field sample_fields[] = {
@@ -20,19 +25,22 @@ static PyStructSequence_Field sample_fields[] = {
     {"size", "bytes of the sampled allocation"},
     {"ts_ns", "time.monotonic_ns() of the allocation"},
     {"seq", "sequence number (increasing; see next_seq())"},
-    {"domain", "where it was allocated: 'pymem', 'pyobj' or 'numpy'"},
+    {"domain", "where it was allocated: 'pymem', 'pyobj', 'numpy', 'malloc', 'mmap' or 'pool'"},
+    {"via", "None for the thread's own stack; 'GIL released' or 'worker thread' when charged to the announced statement"},
     {NULL, NULL},
 };
 
 static PyStructSequence_Desc sample_desc = {
-    "cgmem_nb.engine._sampler.Sample", "One sampled allocation.", sample_fields, 9,
+    "cgmem_nb.engine._sampler.Sample", "One sampled allocation.", sample_fields, 10,
 };
 
-static const char *DOMAIN_NAMES[CG_NDOMAINS] = {"pymem", "pyobj", "numpy"};
+static const char *DOMAIN_NAMES[CG_NDOMAINS] = {"pymem", "pyobj", "numpy", "malloc", "mmap", "pool"};
+static const char *VIA_NAMES[3] = {NULL, "GIL released", "worker thread"};
 
 /* ---- life cycle ---- */
 
 static void clear_state(void) {
+    cg_announce_clear(); /* before the stack ids it names go */
     cg_core_clear();
     cg_stacks_clear();
 }
@@ -79,6 +87,10 @@ static PyObject *m_start(PyObject *self, PyObject *args) {
 }
 
 static PyObject *m_stop(PyObject *self, PyObject *unused) {
+    if (cg_native_running()) {
+        Py_BEGIN_ALLOW_THREADS cg_native_stop(0);
+        Py_END_ALLOW_THREADS
+    }
     pthread_mutex_lock(&cg_lock);
     cg_running = 0;
     cg_numpy_countdown = INT64_MAX;
@@ -92,8 +104,9 @@ static PyObject *m_stop(PyObject *self, PyObject *unused) {
 static PyObject *m_is_running(PyObject *self, PyObject *unused) { return PyBool_FromLong(cg_running); }
 
 static PyObject *m_hooks(PyObject *self, PyObject *unused) {
-    return Py_BuildValue("{s:O,s:O,s:O}", "mem", cg_pymem_in_chain(0) ? Py_True : Py_False, "obj",
-                         cg_pymem_in_chain(1) ? Py_True : Py_False, "numpy", cg_numpy_hooked() ? Py_True : Py_False);
+    return Py_BuildValue("{s:O,s:O,s:O,s:O}", "mem", cg_pymem_in_chain(0) ? Py_True : Py_False, "obj",
+                         cg_pymem_in_chain(1) ? Py_True : Py_False, "numpy", cg_numpy_hooked() ? Py_True : Py_False,
+                         "native", cg_native_running() ? Py_True : Py_False);
 }
 
 static PyObject *m_set_interval(PyObject *self, PyObject *args) {
@@ -105,6 +118,7 @@ static PyObject *m_set_interval(PyObject *self, PyObject *args) {
     if (cg_running) cg_numpy_countdown = cg_draw(&cg_numpy_rng);
     pthread_mutex_unlock(&cg_lock);
     if (cg_running) cg_pymem_countdown = cg_draw(&cg_pymem_rng);
+    cg_native_interval_changed();
     Py_RETURN_NONE;
 }
 
@@ -116,6 +130,7 @@ static PyObject *m_seed(PyObject *self, PyObject *args) {
     cg_numpy_rng = cg_pymem_rng ^ 0xD1B54A32D192ED03ull;
     if (cg_numpy_rng == 0) cg_numpy_rng = 1;
     pthread_mutex_unlock(&cg_lock);
+    cg_native_seed(seed ^ 0x2545F4914F6CDD1Dull);
     Py_RETURN_NONE;
 }
 
@@ -175,8 +190,10 @@ static PyObject *make_sample(const cg_sample_t *s) {
     if (item == NULL) return NULL;
     PyObject *stack = s->stack == CG_NO_STACK ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(s->stack);
     PyObject *tag = PyList_GET_ITEM(g_tag_names, s->tag < PyList_GET_SIZE(g_tag_names) ? s->tag : 0);
-    PyObject *domain = PyTuple_GET_ITEM(g_domain_names, s->domain < CG_NDOMAINS ? s->domain : 0);
-    PyObject *values[9] = {
+    int d = s->domain & CG_DOMAIN_MASK, v = s->domain >> CG_VIA_SHIFT;
+    PyObject *domain = PyTuple_GET_ITEM(g_domain_names, d < CG_NDOMAINS ? d : 0);
+    PyObject *via = PyTuple_GET_ITEM(g_via_names, v < 3 ? v : 0);
+    PyObject *values[10] = {
         stack,
         PyLong_FromUnsignedLongLong((unsigned long long)s->tid),
         Py_NewRef(tag),
@@ -186,9 +203,10 @@ static PyObject *make_sample(const cg_sample_t *s) {
         PyLong_FromUnsignedLongLong((unsigned long long)s->ts_ns),
         PyLong_FromUnsignedLongLong((unsigned long long)s->seq),
         Py_NewRef(domain),
+        Py_NewRef(via),
     };
     int failed = 0;
-    for (int k = 0; k < 9; k++) {
+    for (int k = 0; k < 10; k++) {
         if (values[k] == NULL) failed = 1;
         PyStructSequence_SetItem(item, k, values[k]); /* steals; NULL is released with the item */
     }
@@ -223,7 +241,8 @@ static PyObject *m_samples(PyObject *self, PyObject *args) {
     return sample_list(copy, n);
 }
 
-/* Groups of a malloc'ed copy of samples, which it frees: [(stack, tid, tag, live_w, live_n, alloc_w, alloc_n)]. */
+/* Groups of a malloc'ed copy of samples, which it frees:
+ * [(stack, tid, tag, domain, via, live_w, live_n, alloc_w, alloc_n)]. */
 static PyObject *group_list(cg_sample_t *copy, size_t n) {
     cg_group_t *groups = NULL;
     size_t ng = 0;
@@ -237,9 +256,12 @@ static PyObject *group_list(cg_sample_t *copy, size_t n) {
         const cg_group_t *g = &groups[i];
         PyObject *tag = PyList_GET_ITEM(g_tag_names, g->tag < PyList_GET_SIZE(g_tag_names) ? g->tag : 0);
         PyObject *stack = g->stack == CG_NO_STACK ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(g->stack);
+        int d = g->domain & CG_DOMAIN_MASK, v = g->domain >> CG_VIA_SHIFT;
+        PyObject *domain = PyTuple_GET_ITEM(g_domain_names, d < CG_NDOMAINS ? d : 0);
+        PyObject *via = PyTuple_GET_ITEM(g_via_names, v < 3 ? v : 0);
         PyObject *item = stack == NULL ? NULL
-                                       : Py_BuildValue("(NKOdddd)", stack, (unsigned long long)g->tid, tag, g->live_weight,
-                                                       g->live_count, g->alloc_weight, g->alloc_count);
+                                       : Py_BuildValue("(NKOOOdddd)", stack, (unsigned long long)g->tid, tag, domain, via,
+                                                       g->live_weight, g->live_count, g->alloc_weight, g->alloc_count);
         if (item == NULL) {
             Py_CLEAR(list);
             break;
@@ -331,6 +353,7 @@ static PyObject *m_hook_numpy(PyObject *self, PyObject *api) { return cg_numpy_h
 static PyObject *m_unhook_numpy(PyObject *self, PyObject *unused) { return cg_numpy_unhook(); }
 
 static PyObject *m_after_fork_child(PyObject *self, PyObject *unused) {
+    cg_native_after_fork_child();
     cg_running = 0;
     cg_pymem_countdown = INT64_MAX;
     cg_pymem_uninstall();
@@ -338,6 +361,72 @@ static PyObject *m_after_fork_child(PyObject *self, PyObject *unused) {
     cg_t_tag = 0;
     cg_pymem_rng ^= cg_now_ns() ^ ((uint64_t)getpid() << 32); /* do not sample in step with the parent */
     if (cg_pymem_rng == 0) cg_pymem_rng = 1;
+    Py_RETURN_NONE;
+}
+
+/* ---- native allocations (hooks_native.c) ---- */
+
+static PyObject *m_native_start(PyObject *self, PyObject *unused) {
+    if (!cg_running) return PyErr_Format(PyExc_RuntimeError, "start() the sampler before its native hooks");
+    if (cg_native_setup((const void *)PyObject_Malloc) < 0) return PyErr_Format(PyExc_RuntimeError, "%s", cg_native_error());
+    long n;
+    Py_BEGIN_ALLOW_THREADS n = cg_native_start();
+    Py_END_ALLOW_THREADS
+    if (n < 0) return PyErr_Format(PyExc_RuntimeError, "%s", cg_native_error());
+    return PyLong_FromLong(n);
+}
+
+static PyObject *m_native_stop(PyObject *self, PyObject *keep) {
+    int k = PyObject_IsTrue(keep);
+    if (k < 0) return NULL;
+    Py_BEGIN_ALLOW_THREADS cg_native_stop(k);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_native_poll(PyObject *self, PyObject *unused) {
+    cg_native_poll();
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_native_objects(PyObject *self, PyObject *unused) {
+    size_t cap = 4096;
+    cg_object_info_t *info = calloc(cap, sizeof *info);
+    if (info == NULL) return PyErr_NoMemory();
+    size_t n = cg_elf_objects(info, cap);
+    PyObject *list = PyList_New(0);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        PyObject *t = Py_BuildValue("(sIIIi)", info[i].path, info[i].groups, info[i].slots, info[i].foreign, info[i].failed);
+        if (t == NULL || PyList_Append(list, t) < 0) Py_CLEAR(list);
+        Py_XDECREF(t);
+    }
+    free(info);
+    return list;
+}
+
+static PyObject *m_native_pools(PyObject *self, PyObject *unused) {
+    cg_pool_info_t info[16];
+    size_t n = cg_native_pools(info, 16);
+    PyObject *list = PyList_New(0);
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        PyObject *t = Py_BuildValue("(sss)", info[i].path, info[i].kind, info[i].state);
+        if (t == NULL || PyList_Append(list, t) < 0) Py_CLEAR(list);
+        Py_XDECREF(t);
+    }
+    return list;
+}
+
+static PyObject *m_native_counters(PyObject *self, PyObject *unused) {
+    cg_native_counters_t c;
+    cg_native_counters(&c);
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:l}", "malloc", (unsigned long long)c.samples[0], "mmap",
+                         (unsigned long long)c.samples[1], "pool", (unsigned long long)c.samples[2], "dlopens",
+                         (unsigned long long)c.dlopens, "pending", (unsigned long long)c.pending, "slots", c.slots);
+}
+
+static PyObject *m_announce(PyObject *self, PyObject *frame) {
+    if (frame == Py_None) cg_announce_clear();
+    else if (cg_announce(frame) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
@@ -362,7 +451,14 @@ static PyMethodDef methods[] = {
     {"unhook_numpy", m_unhook_numpy, METH_NOARGS, "unhook_numpy() -> bool: restore numpy's default handler."},
     {"after_fork_child", m_after_fork_child, METH_NOARGS, "after_fork_child(): reset in a forked child."},
     {"peak_samples", m_peak_samples, METH_VARARGS, "peak_samples(since_seq) -> (peak bytes, [Sample live at the peak])."},
-    {"groups", m_groups, METH_VARARGS, "groups(since_seq, at_peak) -> [(stack, thread, tag, live, live_n, allocated, allocated_n)]."},
+    {"groups", m_groups, METH_VARARGS, "groups(since_seq, at_peak) -> [(stack, thread, tag, domain, via, live, live_n, allocated, allocated_n)]."},
+    {"native_start", m_native_start, METH_NOARGS, "native_start() -> slots written: sample native allocations too."},
+    {"native_stop", m_native_stop, METH_O, "native_stop(keep): stop native sampling; keep leaves the slots patched."},
+    {"native_poll", m_native_poll, METH_NOARGS, "native_poll(): patch libraries whose dlopen could not be followed."},
+    {"native_objects", m_native_objects, METH_NOARGS, "native_objects() -> [(path, groups, slots, foreign, failed)]."},
+    {"native_pools", m_native_pools, METH_NOARGS, "native_pools() -> [(path, kind, state)]."},
+    {"native_counters", m_native_counters, METH_NOARGS, "native_counters() -> dict of counters."},
+    {"announce", m_announce, METH_O, "announce(frame or None): the statement running now."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -374,6 +470,13 @@ static int init_once(void) {
     g_tag_names = PyList_New(1);
     if (g_tag_names == NULL) return -1;
     PyList_SET_ITEM(g_tag_names, 0, Py_NewRef(Py_None));
+    g_via_names = PyTuple_New(3);
+    if (g_via_names == NULL) return -1;
+    for (int k = 0; k < 3; k++) {
+        PyObject *name = VIA_NAMES[k] ? PyUnicode_InternFromString(VIA_NAMES[k]) : Py_NewRef(Py_None);
+        if (name == NULL) return -1;
+        PyTuple_SET_ITEM(g_via_names, k, name);
+    }
     g_domain_names = PyTuple_New(CG_NDOMAINS);
     if (g_domain_names == NULL) return -1;
     for (int k = 0; k < CG_NDOMAINS; k++) {
@@ -402,6 +505,7 @@ PyMODINIT_FUNC PyInit__sampler(void) {
     if (g_sample_type == NULL && init_once() < 0) {
         Py_CLEAR(g_tag_names);
         Py_CLEAR(g_domain_names);
+        Py_CLEAR(g_via_names);
         return NULL;
     }
     PyObject *m = PyModule_Create(&module);

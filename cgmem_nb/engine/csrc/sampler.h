@@ -8,6 +8,10 @@
  *   groups.c        samples summed by (stack, thread, tag) for a session's result
  *   hooks_pymem.c   a hook source: the PYMEM_DOMAIN_MEM and _OBJ allocators
  *   hooks_numpy.c   a hook source: numpy's default data-memory handler
+ *   hooks_native.c  a hook source: the C heap, mmap and library pools of every
+ *                   loaded object (elf_patch.c patches their relocation slots)
+ *   attribution.c   who a sample is charged to when its thread cannot give its
+ *                   own Python stack: the statement the session announced
  *   module.c        the Python module (the functions in _sampler.pyi)
  *
  * A hook source owns its countdown(s) and decides when an allocation crosses
@@ -44,7 +48,24 @@
 #define CG_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 /* Where an allocation was made. Keep in step with DOMAIN_NAMES in module.c. */
-enum { CG_DOMAIN_PYMEM = 0, CG_DOMAIN_PYOBJ = 1, CG_DOMAIN_NUMPY = 2, CG_NDOMAINS = 3 };
+enum {
+    CG_DOMAIN_PYMEM = 0,
+    CG_DOMAIN_PYOBJ = 1,
+    CG_DOMAIN_NUMPY = 2,
+    CG_DOMAIN_MALLOC = 3, /* the C heap, through relocation slots */
+    CG_DOMAIN_MMAP = 4,   /* anonymous writable mappings */
+    CG_DOMAIN_POOL = 5,   /* an allocator inside a library (jemalloc, Arrow's mimalloc) */
+    CG_NDOMAINS = 6
+};
+/* A sample's domain byte also says how its stack was found (attribution.c):
+ * domain | (via << CG_VIA_SHIFT). Keep in step with VIA_NAMES in module.c. */
+#define CG_DOMAIN_MASK 0x3f
+#define CG_VIA_SHIFT 6
+enum {
+    CG_VIA_OWN = 0,      /* the allocating thread's own Python stack (or none) */
+    CG_VIA_RELEASED = 1, /* the announcing thread, without the GIL: the announced statement */
+    CG_VIA_WORKER = 2    /* another thread with no readable Python stack: the announced statement */
+};
 
 /* One sampled allocation (64 bytes). */
 typedef struct {
@@ -128,10 +149,11 @@ int cg_core_peak_samples(uint64_t since, cg_sample_t **out, size_t *n, double *p
 
 /* ---- groups.c ---- */
 
-/* Samples summed by (stack, thread, tag); counts are estimated blocks (weight / size). */
+/* Samples summed by (stack, thread, tag, domain byte); counts are estimated blocks (weight / size). */
 typedef struct {
     uint32_t stack;
     uint16_t tag;
+    uint8_t domain; /* as in cg_sample_t: domain | via << CG_VIA_SHIFT */
     uint64_t tid;
     double live_weight, live_count, alloc_weight, alloc_count;
 } cg_group_t;
@@ -147,6 +169,27 @@ size_t cg_stacks_count(void);
 size_t cg_stacks_memory(void);
 /* Drop every stack and release the code objects (sampling must be off). */
 void cg_stacks_clear(void);
+
+/* ---- attribution.c ---- */
+
+/* The calling thread's thread state if it holds the GIL, else NULL (any thread). */
+PyThreadState *cg_gil_holder(void);
+/* Record a crossed allocation from any thread: with the thread's own stack when it
+ * holds the GIL, else charged to the announced statement (cg_t_busy is set here). */
+void cg_sample_any(void *p, size_t size, int domain);
+/* The statement the session runs now (GIL held; frame is a frame object): later
+ * samples without a stack of their own are charged to it. 0, or -1 with an error. */
+int cg_announce(PyObject *frame);
+/* No statement runs (also when the stack table is cleared). */
+void cg_announce_clear(void);
+/* An extension releases the GIL (hooks_native.c; GIL held): when the calling thread
+ * is the one that announced last, its current stack becomes the statement. */
+void cg_announce_releasing(void);
+
+/* ---- stacks.c: also ---- */
+
+/* The stack of a frame object and its callers (GIL held, cg_t_busy set). */
+uint32_t cg_capture_frame_stack(PyFrameObject *frame);
 
 /* ---- hook sources ---- */
 

@@ -93,6 +93,15 @@ uint32_t cg_capture_stack(PyThreadState *tstate) {
     return intern_stack(buf, n);
 }
 
+uint32_t cg_capture_frame_stack(PyFrameObject *frame) {
+    cg_frame_t buf[CG_MAX_DEPTH];
+    if (frame == NULL || cg_is_finalizing()) return CG_NO_STACK;
+    Py_INCREF(frame); /* cg_walk_frames consumes a reference */
+    int n = cg_walk_frames(frame, buf, cg_depth);
+    if (n == 0) return CG_NO_STACK;
+    return intern_stack(buf, n);
+}
+
 const cg_frame_t *cg_stack_frames(uint32_t id, uint32_t *n) {
     if ((size_t)id >= g_nstacks) return NULL;
     *n = g_stacks[id].n;
