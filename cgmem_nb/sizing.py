@@ -71,13 +71,14 @@ def _pandas_version(obj: Any) -> Any:
     return (type(obj), obj.shape, arrays, id(index), dtypes)
 
 
+def _getsizeof_sum(part: Any) -> int:
+    return sum(map(sys.getsizeof, part.tolist()))
+
+
 def _objects_bytes(values: Any) -> int:
     """``sys.getsizeof`` summed over an ``object`` array's elements, a chunk at a time."""
-    try:
-        from pandas._libs.lib import memory_usage_of_objects as chunk_bytes
-    except ImportError:  # pragma: no cover - pandas moved its helper
-        def chunk_bytes(part: Any) -> int:
-            return sum(map(sys.getsizeof, part.tolist()))
+    lib = sys.modules.get("pandas._libs.lib")
+    chunk_bytes = getattr(lib, "memory_usage_of_objects", None) or _getsizeof_sum
     flat = values.ravel(order="K")
     return sum(int(chunk_bytes(flat[i : i + OBJECT_CHUNK])) for i in range(0, len(flat), OBJECT_CHUNK))
 
