@@ -116,9 +116,15 @@ def _section_html(title: str, items: Sequence[MemoryLeak | Recommendation]) -> s
     head = f"<b>{e(title)}</b> ({len(items)})" if items else f"<b>{e(title)}</b>"
     if not items:
         return f'<div class="cgmem-panel-section">{head}: <i>none yet</i></div>'
-    shown = list(items)[-_ITEMS_SHOWN:]
-    more = f"<li><i>and {len(items) - len(shown)} earlier</i></li>" if len(items) > len(shown) else ""
-    rows = "".join(f"<li>{e(_describe(item))}</li>" for item in reversed(shown))
+    if all(isinstance(item, Recommendation) for item in items):
+        # Recommendations in their order of importance: priority 1 first.
+        ordered = sorted(items, key=lambda item: item.priority if isinstance(item, Recommendation) else 0)
+        shown = ordered[:_ITEMS_SHOWN]
+        more = f"<li><i>and {len(items) - len(shown)} more</i></li>" if len(items) > len(shown) else ""
+    else:  # leaks: the newest first
+        shown = list(reversed(list(items)[-_ITEMS_SHOWN:]))
+        more = f"<li><i>and {len(items) - len(shown)} earlier</i></li>" if len(items) > len(shown) else ""
+    rows = "".join(f"<li>{e(_describe(item))}</li>" for item in shown)
     return f'<div class="cgmem-panel-section">{head}<ul style="margin:2px 0 2px 1em;padding:0">{rows}{more}</ul></div>'
 
 

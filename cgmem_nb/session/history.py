@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pandas as pd
 
 from .. import schema
+from ..schema.readable import readable
 from ..engine import probes
 from ..engine.monitor import MONITOR, Tick
 from ..engine.subscription import Subscription
@@ -326,8 +327,8 @@ class CellWatcher:
             self._records.clear()
 
     def frame(self) -> pd.DataFrame:
-        """The history as a DataFrame (schema ``history``)."""
-        return schema.make_frame(
+        """The history as a DataFrame (schema ``history``), displayed readably (sizes, times)."""
+        return readable(schema.make_frame(
             "history",
             (
                 {
@@ -346,7 +347,7 @@ class CellWatcher:
                 }
                 for r in self.records
             ),
-        )
+        ))
 
 
 #: The process-wide cell watcher.

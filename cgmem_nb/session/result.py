@@ -50,7 +50,9 @@ class ProfileResult:
         """
         self._summary = Summary.from_dict(summary)
         full = {name: make_frame(name) for name in TABLES if name not in tables}
-        full.update({name: frame.copy() for name, frame in tables.items()} if copy else tables)
+        # A result keeps plain DataFrames (the helpers' readable frames are for display).
+        full.update({name: pd.DataFrame(frame, copy=copy) if type(frame) is not pd.DataFrame or copy else frame
+                     for name, frame in tables.items()})
         self._tables: Mapping[str, pd.DataFrame] = full
 
     # -- figures -----------------------------------------------------------------

@@ -83,6 +83,7 @@ class RecommendationsChart:
         recs = update.recommendations
         if recs is None:
             return
+        recs = sorted(recs, key=lambda r: r.priority)  # priority 1 first
         self.rows.data = {
             "priority": [str(r.priority) for r in recs],
             "description": [r.description for r in recs],
