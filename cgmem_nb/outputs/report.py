@@ -33,10 +33,25 @@ def _headline(result: ProfileResult) -> list[tuple[str, str]]:
     ]
     rows += [("Unexplained", text) for text in unexplained(result)]
     if s.error:
-        rows.append(("Ended by", s.error))
+        rows.append(("Ended by", ended_by(result)))
     if s.note:
         rows.append(("Note", s.note))
     return rows
+
+
+def ended_by(result: ProfileResult) -> str:
+    """The error that ended the session, with its reason when the exception carries none
+    (the guard's or the user's ``KeyboardInterrupt``)."""
+    s = result.summary
+    error = s.error or ""
+    name, _, message = error.partition(":")
+    if message.strip() or name != "KeyboardInterrupt":
+        return error
+    guard = s.guard
+    if s.guard_triggered and guard is not None:
+        return (f"KeyboardInterrupt: the memory guard stopped the cell when the kernel's RSS reached "
+                f"{format_bytes(guard.rss_bytes)}, {guard.fraction:.0%} of the {format_bytes(guard.limit_bytes)} limit")
+    return "KeyboardInterrupt: interrupted (Ctrl-C, or the notebook's stop button)"
 
 
 #: A gap smaller than this is not worth a headline row.
