@@ -36,6 +36,7 @@ from ..session.result import ProfileResult
 from ..units import format_bytes
 from .charts import PANEL, Chart, ChartContext, TimelineChart, charts_for
 from .feed import FeedCursor, FeedFigures, LiveFeed
+from .panel_static import static_bundle, timeline_svg
 from .theme import LEVEL_COLORS
 
 #: Events that come several times a second: they redraw at most ``max_rate`` times a second.
@@ -44,7 +45,7 @@ _STREAMED = (Sample, WorkerSample, TasksFinished)
 if TYPE_CHECKING:
     import ipywidgets
 
-__all__ = ["LEVEL_COLORS", "PANEL_TEXT", "LivePanel", "has_widget_frontend", "last_panel", "load_bokehjs"]
+__all__ = ["LEVEL_COLORS", "PANEL_TEXT", "LivePanel", "clear_bokehjs_output", "has_widget_frontend", "last_panel", "load_bokehjs"]
 
 #: Text form of a panel (what nbval, nbconvert and terminals see): stable by design.
 PANEL_TEXT = "cgmem_nb live panel (ipywidgets: it moves in JupyterLab, Notebook 7 and VS Code)"
@@ -52,6 +53,8 @@ _ITEMS_SHOWN = 8
 
 _bokehjs_loaded = False
 _bokehjs_lock = threading.Lock()
+# The display id of the output that carries BokehJS until a panel clears it.
+_bokehjs_output: str | None = None
 _last_panel: LivePanel | None = None
 
 
@@ -80,16 +83,47 @@ def load_bokehjs() -> bool:
     Returns True if it was loaded by this call. Called when the first panel is
     shown, so kernels that never show a panel never carry the ~4 MB script.
     """
-    global _bokehjs_loaded
+    global _bokehjs_loaded, _bokehjs_output
     with _bokehjs_lock:
         if _bokehjs_loaded or not has_widget_frontend():
             return False
         from bokeh.io import output_notebook
         from bokeh.resources import INLINE
+        from IPython import get_ipython
 
-        output_notebook(INLINE, hide_banner=True)
+        # The script is given a display id, so that a finished panel can empty that output
+        # (clear_bokehjs_output): the page has run it by then, and the saved notebook does
+        # not carry ~8 MB (the script twice, once per MIME type) for every kernel.
+        display_id = f"cgmem-bokehjs-{id(_bokehjs_lock):x}-{time.time_ns():x}"
+        publisher = get_ipython().display_pub
+        original = publisher.publish
+
+        def publish(data: Any, metadata: Any = None, *args: Any, **kwargs: Any) -> Any:
+            transient = dict(kwargs.pop("transient", None) or {})
+            transient.setdefault("display_id", display_id)
+            return original(data, metadata, *args, transient=transient, **kwargs)
+
+        publisher.publish = publish
+        try:
+            output_notebook(INLINE, hide_banner=True)
+        finally:
+            publisher.publish = original
         _bokehjs_loaded = True
+        _bokehjs_output = display_id
         return True
+
+
+def clear_bokehjs_output() -> bool:
+    """Empty the output that carried BokehJS (the page keeps the script it ran). True if it did."""
+    global _bokehjs_output
+    with _bokehjs_lock:
+        display_id, _bokehjs_output = _bokehjs_output, None
+    if display_id is None:
+        return False
+    from IPython.display import update_display
+
+    update_display({"text/plain": ""}, raw=True, display_id=display_id)  # type: ignore[no-untyped-call]
+    return True
 
 
 def _require_widgets() -> None:
@@ -174,6 +208,8 @@ class LivePanel:
         self.redraws = 0
         self.final: ProfileResult | None = None
         self.closed = False
+        #: True once :meth:`show` displayed the panel in a front end.
+        self.shown = False
         self.charts: list[Chart] = []
         self._context: ChartContext | None = None
         self.widget: ipywidgets.VBox | None = None
@@ -320,6 +356,7 @@ class LivePanel:
         _last_panel = self
         if self.widget is not None and has_widget_frontend():
             load_bokehjs()
+            self.shown = True
         display(self)  # type: ignore[no-untyped-call]
         return self.start()
 
@@ -331,7 +368,12 @@ class LivePanel:
         self.feed.stop()
 
     def finalize(self, result: ProfileResult | None = None) -> None:
-        """Stop, draw what is pending and show the final figures (from ``result`` if given)."""
+        """Stop, draw what is pending and show the final figures (from ``result`` if given).
+
+        In a Jupyter kernel it then displays the panel's final picture (static HTML that
+        nbconvert and GitHub show; hidden in JupyterLab next to the live widget) and empties
+        the output that carried BokehJS, so the saved notebook stays small.
+        """
         self.stop()
         with self._lock:
             if result is not None:
@@ -340,6 +382,19 @@ class LivePanel:
                 self.closed = True
             self.feed.close(result.summary if result is not None else None)
             self._redraw(force=True)
+        if self.widget is not None and has_widget_frontend() and self.shown:
+            from IPython.display import display
+
+            display(self.static_bundle(), raw=True)  # type: ignore[no-untyped-call]
+            clear_bokehjs_output()
+
+    def static_bundle(self) -> dict[str, str]:
+        """The final picture's MIME bundle (an SVG chart of the timeline, the figures, the findings)."""
+        chart = self.timeline
+        data = chart.source.data if chart is not None else {}
+        svg = timeline_svg(list(data.get("t", [])), list(data.get("rss_mb", [])), list(data.get("traced_mb", [])))
+        findings = _section_html("Leaks", self.leaks) + _section_html("Recommendations", self.recommendations)
+        return static_bundle(self._status_html(), svg, findings)
 
     close = finalize
 
