@@ -66,7 +66,8 @@ def timeline_svg(xs: Sequence[float], rss_mb: Sequence[float], traced_mb: Sequen
         f'aria-label="memory over time" style="max-width:100%;font-family:sans-serif">'
         f"{axis}{line(2, TRACED_COLOR)}{line(1, RSS_COLOR)}"
         f'<circle cx="{px}" cy="{py}" r="3" fill="{RSS_COLOR}"/>'
-        f'<text x="{float(px) + 5:.1f}" y="{max(float(py) - 4, 10):.1f}" font-size="10">{label}</text>'
+        f'<text x="{float(px) + (-5 if float(px) > 0.7 * width else 5):.1f}" y="{max(float(py) - 4, 10):.1f}" '
+        f'text-anchor="{"end" if float(px) > 0.7 * width else "start"}" font-size="10">{label}</text>'
         f'<text x="{left + 4}" y="{height - bottom - 4}" font-size="10" fill="{RSS_COLOR}">RSS</text>'
         f'<text x="{left + 34}" y="{height - bottom - 4}" font-size="10" fill="{TRACED_COLOR}">traced heap</text>'
         "</svg>"
