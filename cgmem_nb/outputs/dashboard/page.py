@@ -48,8 +48,8 @@ def header_html(figures: FeedFigures, metrics: dict[str, Any], pages: int) -> st
         card(f"peak since {figures.peak_since}" if figures.peak_since else "peak", size(metrics.get("peak_bytes", figures.peak_bytes))),
         card("limit", size(figures.limit_bytes) + f" <span style='font-size:11px'>({figures.limit_source})</span>"),
         card("pressure", f"{level.value} · {100 * figures.fraction:.0f}%", f"color:{LEVEL_COLORS[level]};font-weight:bold"),
-        card("allocation rate", f"{max(figures.alloc_bytes_s, 0.0) / 1e6:,.1f} MB/s"),
-        card("deallocation rate", f"{max(figures.dealloc_bytes_s, 0.0) / 1e6:,.1f} MB/s"),
+        card("allocation rate", f"{max(0.0, figures.alloc_bytes_s) / 1e6:,.1f} MB/s"),
+        card("deallocation rate", f"{max(0.0, figures.dealloc_bytes_s) / 1e6:,.1f} MB/s"),
         card("traced", size(figures.traced_bytes)),
         card("sessions", f"{metrics.get('active_sessions', 0)} running · {metrics.get('sessions_finished', 0)} done"),
     ]
