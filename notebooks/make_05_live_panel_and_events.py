@@ -71,7 +71,7 @@ the gap as a grey triangle on a dashed segment, and counted in the peak figure."
     code("""%%memprofile --live -q -o gil
 time.sleep(0.5)
 total = sum(bytes(250_000_000) + b"x")   # one C call: allocate, add up, free, GIL held throughout
-time.sleep(0.5)"""),
+time.sleep(0.5)""", "nbval-ignore-output"),  # the panel's final picture holds measured figures
     code("""# NBVAL_IGNORE_OUTPUT
 from cgmem_nb.outputs.panel import last_panel
 
@@ -90,7 +90,7 @@ time.sleep(0.5)
 del chunks"""),
     code("""# NBVAL_IGNORE_OUTPUT
 print(last_panel().cell_notes[-1])"""),
-    code("%mempanel --close"),
+    code("%mempanel --close", "nbval-ignore-output"),  # the panel's final picture holds measured figures
     md("""## The event stream
 
 The panel is one listener of the process-wide event bus. Events are small frozen dataclasses: `Sample` (every
