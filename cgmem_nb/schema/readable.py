@@ -7,8 +7,9 @@ as ``4.2 s`` and the long text columns (a leak's ``fix``, a recommendation's
 ``action``) in full, not cut at pandas' 50 characters. ``frame.raw`` is the same data as a plain DataFrame.
 
 The helpers that hand a table to a person return one: ``%memvars``,
-``%memleaks``, ``%memrecs``, ``cgmem_nb.variables()``, ``cgmem_nb.history()``,
-``MEMORY_PROFILER.leaks_frame()`` and the like.
+``%memleaks``, ``%memrecs``, ``cgmem_nb.variables()``, ``cgmem_nb.history()`` and
+:func:`~cgmem_nb.schema.leaks_frame`, :func:`~cgmem_nb.schema.patterns_frame`,
+:func:`~cgmem_nb.schema.recommendations_frame`. A ``ProfileResult``'s tables stay plain.
 """
 
 from __future__ import annotations
