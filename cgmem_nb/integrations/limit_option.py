@@ -41,6 +41,8 @@ def check_limit(text: str | None, *, guard: bool, fraction: float, error: Callab
         value = parse_size(text, what="--limit")
     except CgmemError as exc:
         raise error(str(exc)) from None
+    if value <= 0:
+        return value  # the session refuses it, naming the value
     if _BARE.match(text) and value < BARE_MIN:
         number = text.strip()
         raise error(f'--limit {number} is {value} bytes: write the unit, e.g. --limit {number}GB or --limit "{number} MB"')
