@@ -34,6 +34,9 @@ TIME_COLUMNS = frozenset({"first_seen", "last_seen", "started_at", "timestamp"})
 SECONDS_COLUMNS = frozenset({"age", "duration_s", "time_to_limit"})
 
 
+_BREAK = "\ue000"
+
+
 def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
@@ -121,9 +124,18 @@ class ReadableFrame(pd.DataFrame):
 
     def _repr_html_(self) -> str | None:
         shown = self.raw if self.empty else display_frame(self.raw)
+        # pandas writes a line break inside a cell as the two characters "\n": carry it past
+        # pandas as a private-use character, and show it as a line break (pre-wrap), so a
+        # multi-line fix copied from the page pastes as the lines it is.
+        for column in shown.columns:
+            if shown[column].dtype == object or str(shown[column].dtype) in ("string", "str"):
+                shown[column] = [v.replace("\n", _BREAK) if isinstance(v, str) else v for v in shown[column]]
         with self._display_options():
             text = getattr(shown, "_repr_html_")()
-        return text if isinstance(text, str) else None
+        if not isinstance(text, str):
+            return None
+        text = text.replace(_BREAK, "\n")
+        return f'<div class="cgmem-readable"><style>.cgmem-readable td{{white-space:pre-wrap}}</style>{text}</div>'
 
 
 def readable(frame: pd.DataFrame) -> ReadableFrame:

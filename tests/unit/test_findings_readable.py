@@ -44,6 +44,7 @@ def test_a_readable_frame_shows_sizes_times_and_the_fix_in_full_and_keeps_its_by
     assert "keep their value out of Out" in text  # not cut at pandas' 50 characters
     html = frame._repr_html_()
     assert html is not None and "1.1 GB" in html and "keep their value out of Out" in html
+    assert "white-space:pre-wrap" in html and "Out\n%reset -f out" in html  # the fix's two lines stay two
     # The data underneath is untouched: bytes and Unix times, a plain DataFrame on request.
     assert int(frame["size"].sum()) == 1_133_269_194
     assert type(frame.raw) is pd.DataFrame and frame.raw["first_seen"].iloc[0] == now - 300
