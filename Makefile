@@ -69,7 +69,7 @@ python:
 .venv-%/.installed: pyproject.toml setup.py
 	py=$$(scripts/build-cpython.sh $*) && rm -rf .venv-$* && $$py -m venv .venv-$*
 	.venv-$*/bin/pip install -q --upgrade pip
-	.venv-$*/bin/pip install -q -e ".[jupyter,test]"
+	.venv-$*/bin/pip install -q -e ".[jupyter,test,dask]"
 	.venv-$*/bin/python -m ipykernel install --sys-prefix --name cgmem-nb --display-name "Python (cgmem_nb)" >/dev/null
 	touch $@
 
