@@ -17,6 +17,12 @@ _MAX_OBJECTS = 1_000_000
 # Code and namespaces are not data: a variable bound to a function does not own its module.
 _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.CodeType, types.FrameType)
 _ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None))
+#: Elements of an ``object`` column sized per step: each step holds the GIL for a few
+#: milliseconds, so the monitor thread keeps ticking while a big frame is measured.
+OBJECT_CHUNK = 65_536
+_PANDAS_CACHE_MAX = 4096
+# id(pandas object) -> (what must stay equal for the figure to be reused, deep bytes)
+_pandas_cache: dict[int, tuple[Any, int]] = {}
 
 
 def deep_size(obj: Any, *, seen: set[int] | None = None, limit: int = _MAX_OBJECTS) -> int:
@@ -54,6 +60,87 @@ def _pandas_arrays(obj: Any) -> list[Any]:
             inner = getattr(arr, "_codes", None)
         out.append(arr if inner is None else inner)
     return out
+
+
+def _pandas_version(obj: Any) -> Any:
+    """What must stay equal for a pandas object's deep size to be reused (None: do not reuse)."""
+    try:
+        arrays = tuple(id(a) for a in obj._mgr.arrays)
+        index = obj.index
+        dtypes = tuple(str(d) for d in obj.dtypes) if hasattr(obj, "columns") else str(obj.dtype)
+    except AttributeError:
+        return None
+    return (type(obj), obj.shape, arrays, id(index), dtypes)
+
+
+def _getsizeof_sum(part: Any) -> int:
+    return sum(map(sys.getsizeof, part.tolist()))
+
+
+def _objects_bytes(values: Any) -> int:
+    """``sys.getsizeof`` summed over an ``object`` array's elements, a chunk at a time."""
+    lib = sys.modules.get("pandas._libs.lib")
+    chunk_bytes = getattr(lib, "memory_usage_of_objects", None) or _getsizeof_sum
+    flat = values.ravel(order="K")
+    return sum(int(chunk_bytes(flat[i : i + OBJECT_CHUNK])) for i in range(0, len(flat), OBJECT_CHUNK))
+
+
+def _index_bytes(index: Any, np: Any) -> int | None:
+    values = getattr(index, "_values", None)
+    if type(index).__name__ == "MultiIndex" or not isinstance(values, np.ndarray):
+        return None if type(index).__name__ == "MultiIndex" else int(index.memory_usage(deep=True))
+    extra = _objects_bytes(values) if values.dtype == object else 0
+    return int(index.memory_usage(deep=False)) + extra
+
+
+def _chunked_deep_bytes(item: Any, np: Any, pd: Any) -> int | None:
+    """``memory_usage(deep=True)`` of a frame or series, its ``object`` columns sized in chunks."""
+    if isinstance(item, pd.Index):
+        return _index_bytes(item, np)
+    try:
+        arrays = list(item._mgr.arrays)
+    except AttributeError:
+        return None
+    if not any(isinstance(a, np.ndarray) and a.dtype == object and a.size > OBJECT_CHUNK for a in arrays):
+        return None
+    index = _index_bytes(item.index, np)
+    if index is None:
+        return None
+    total = index
+    for arr in arrays:
+        if isinstance(arr, np.ndarray):
+            total += int(arr.nbytes) + (_objects_bytes(arr) if arr.dtype == object else 0)
+        else:
+            total += int(arr.memory_usage(deep=True)) if hasattr(arr, "memory_usage") else int(arr.nbytes)
+    return total
+
+
+def pandas_deep_bytes(item: Any) -> int:
+    """A pandas object's ``memory_usage(deep=True)`` (with its index), reused while it looks unchanged.
+
+    The figure is kept per object (identity, shape, column arrays, index and dtypes),
+    so a namespace of a few GB of frames is sized once, not at every observation;
+    ``object`` columns are sized in chunks of :data:`OBJECT_CHUNK` elements, so no single
+    step holds the GIL for long. In-place edits of an ``object`` column's strings
+    are not seen until the frame changes otherwise.
+    """
+    np = sys.modules.get("numpy")
+    pd = sys.modules.get("pandas")
+    assert pd is not None  # only called on pandas objects
+    version = _pandas_version(item)
+    if version is not None:
+        hit = _pandas_cache.get(id(item))
+        if hit is not None and hit[0] == version:
+            return hit[1]
+    size = _chunked_deep_bytes(item, np, pd) if np is not None else None
+    if size is None:
+        usage = item.memory_usage(deep=True, index=True) if isinstance(item, pd.DataFrame) else item.memory_usage(deep=True)
+        size = int(usage.sum()) if hasattr(usage, "sum") else int(usage)
+    if version is not None:
+        if len(_pandas_cache) >= _PANDAS_CACHE_MAX:
+            _pandas_cache.clear()
+        _pandas_cache[id(item)] = (version, size)
+    return size
 
 
 def _big_atom(item: Any) -> bool:
@@ -129,8 +216,7 @@ def measure(obj: Any, *, limit: int = _MAX_OBJECTS, seen: set[int] | None = None
         if not isinstance(item, _ATOMS) or _big_atom(item):
             result.ids.add(key)
         if pd is not None and isinstance(item, (pd.DataFrame, pd.Series, pd.Index)):
-            usage = item.memory_usage(deep=True, index=True) if isinstance(item, pd.DataFrame) else item.memory_usage(deep=True)
-            result.size += int(usage.sum()) if hasattr(usage, "sum") else int(usage)
+            result.size += pandas_deep_bytes(item)
             for arr in _pandas_arrays(item):
                 if np is not None and isinstance(arr, np.ndarray):
                     _add_buffer(result, arr)

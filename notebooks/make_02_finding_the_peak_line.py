@@ -111,9 +111,22 @@ before.stacks[["location", "stack", "peak_bytes"]].head(3)
         """
 The defensive copy made by `pd.concat` (line 2 of `clean`) is the biggest holder at the peak.
 The revenue column added to that copy (line 3) and the hash table that `groupby` builds inside
-pandas come next — the latter is charged to a pandas line because its call chain is deeper than
-the 12 frames recorded. All of these are temporaries, which is why the cell keeps almost
-nothing. Computing the revenue as a plain Series and filtering once avoids the copy:
+pandas come next. However deep pandas' own calls go, the bytes are charged to *your* line (the
+sampled tracer walks at least 64 frames per sample); the library calls it went through are
+folded into the `via` column, which the report also prints under each of its top lines:
+"""
+    ),
+    code(
+        """
+# NBVAL_IGNORE_OUTPUT
+# (the pandas lines in `via` depend on the pandas version)
+before.lines[["location", "code", "via"]].head(3)
+"""
+    ),
+    md(
+        """
+All of these are temporaries, which is why the cell keeps almost nothing. Computing the revenue
+as a plain Series and filtering once avoids the copy:
 """
     ),
     code(
@@ -151,6 +164,21 @@ and the result stays in `MEMORY_PROFILER.last_result`.
 %memprofile -q -o one report_lean = store_report_lean(sales)
 print(round(one.summary.peak_bytes / 1e6) <= round(before.summary.peak_bytes / 1e6))
 """
+    ),
+    md(
+        """
+`--limit SIZE` measures a cell against a memory limit: the **kernel's total memory** (its RSS)
+while the cell runs, not what the cell adds, and `--guard` interrupts the cell at 95% of it.
+Write a size as one word or quote it; a unit on its own gets a hint rather than argparse's bare
+"unrecognized arguments":
+"""
+    ),
+    code(
+        """
+%%memprofile --limit 500 MB
+report_lean = store_report_lean(sales)
+""",
+        "raises-exception",
     ),
 ]
 

@@ -68,18 +68,23 @@ columns are empty because we watch without stacks (`%memwatch on --stacks` fills
 """),
     code("""
 import cgmem_nb
-from cgmem_nb import format_bytes
 
 hist = cgmem_nb.history()
-view = hist[["cell", "code", "retained_bytes", "heavy"]].copy()
-view["retained"] = view.pop("retained_bytes").map(format_bytes)
-view
+hist
 """, varies=True),
+    md("""
+The table reads in MB and seconds, but it is an ordinary DataFrame of bytes and Unix times
+underneath (`hist["retained_bytes"].sum()` is bytes; `hist.raw` is the plain frame). The same
+goes for `%memvars`, `%memleaks` and `%memrecs`.
+
+`%memwatch on` stays cheap with gigabytes of frames in the namespace: a frame is sized once and
+reused while it is unchanged, and the observations taken while a cell runs happen on a thread of
+their own, so the live panel and the dashboard keep their samples.
+"""),
     md("Every `score` cell keeps about 7 MB. Which objects?"),
     code("""
 leaks = %memleaks
-leaks[["holder", "holder_kind", "category", "status", "estimated_impact"]].assign(
-    size=leaks["size"].map(format_bytes), growth=leaks["growth"].map(format_bytes))
+leaks
 """, varies=True),
     md("""
 Three holders, each named:
@@ -97,7 +102,7 @@ The same findings, ranked with the bytes each fix frees (measured, not guessed),
 """),
     code("""
 recs = %memrecs
-recs[["priority", "rule", "target", "difficulty"]].assign(saves=recs["estimated_savings"].map(format_bytes))
+recs
 """, varies=True),
     md("## Fixing it"),
     code("""

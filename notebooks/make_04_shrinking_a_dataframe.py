@@ -41,18 +41,20 @@ sales.head(3)
     md("## Where the memory is"),
     code("""
 v = %memvars
-v[["name", "type", "category", "held_by"]].assign(size=v["size_bytes"].map(format_bytes))
+v  # sizes shown in KB/MB/GB; v["size_bytes"] is still bytes (v.raw: the plain DataFrame)
 """, varies=True),
     md("""
 ## What to change
 
 Each recommendation carries the code to paste. `estimated_savings` is measured: for a text column,
 the bytes the column really frees when converted (its pointers plus each distinct string object
-once) minus what the category needs.
+once) minus what the category needs. Frames that share a column's buffer (`df.copy(deep=False)`)
+are named together and their savings counted once; a column is described by its count of
+distinct values ("7 distinct values in 1,000,000 rows"), not by a rounded percentage.
 """),
     code("""
 recs = %memrecs
-recs[["priority", "rule", "target", "difficulty", "action"]].assign(saves=recs["estimated_savings"].map(format_bytes))
+recs  # priority 1 first; the action in full, ready to paste
 """, varies=True),
     md("The float64 → float32 part of the downcast changes precision, so that one is marked *Medium*:"),
     code("print(recs.loc[recs['rule'] == 'downcast_numbers', 'description'].iloc[0])", varies=True),

@@ -50,7 +50,10 @@ for i in range(24):
     time.sleep(0.1)
 features.shape""", "nbval-ignore-output"),
     md("""When the cell ends, the panel stops moving and shows the final figures taken from the result (the
-traced peak and the RSS peak of the cell). The same figures are in the result:"""),
+traced peak and the RSS peak of the cell). It also leaves a static picture of itself after it (an SVG of the
+chart, the final figures and the findings), which JupyterLab hides next to the live widget and which is what
+nbconvert's HTML, GitHub and a reopened notebook show; the output that carried BokehJS is emptied, so the saved
+notebook does not grow by megabytes per `--live` cell. The same figures are in the result:"""),
     code("""# NBVAL_IGNORE_OUTPUT
 s = build.summary
 print(f"traced peak {format_bytes(s.peak_bytes)}, retained {format_bytes(s.retained_bytes)}, "
@@ -68,7 +71,7 @@ the gap as a grey triangle on a dashed segment, and counted in the peak figure."
     code("""%%memprofile --live -q -o gil
 time.sleep(0.5)
 total = sum(bytes(250_000_000) + b"x")   # one C call: allocate, add up, free, GIL held throughout
-time.sleep(0.5)"""),
+time.sleep(0.5)""", "nbval-ignore-output"),  # the panel's final picture holds measured figures
     code("""# NBVAL_IGNORE_OUTPUT
 from cgmem_nb.outputs.panel import last_panel
 
@@ -87,7 +90,7 @@ time.sleep(0.5)
 del chunks"""),
     code("""# NBVAL_IGNORE_OUTPUT
 print(last_panel().cell_notes[-1])"""),
-    code("%mempanel --close"),
+    code("%mempanel --close", "nbval-ignore-output"),  # the panel's final picture holds measured figures
     md("""## The event stream
 
 The panel is one listener of the process-wide event bus. Events are small frozen dataclasses: `Sample` (every

@@ -30,7 +30,9 @@ CELLS = [
         "`port=0` picks a free port (the default is 8080). The server binds 127.0.0.1, so only this machine "
         "can reach it; binding any other address requires a token. Open the printed URL in a browser: the "
         "charts update four times a second, also while a cell is running. (`%memdash --port 0` does the same "
-        "from a magic.)"
+        "from a magic.) The page fits a phone: it carries a viewport meta tag, so a 390 px screen lays it out "
+        "in one column at its own width; the memory axis fits the data, ticks read as clock times, and the "
+        "peak card says since when it counts (`peak since In[3] started`)."
     ),
     code("# NBVAL_IGNORE_OUTPUT\ndash = MemoryDashboard()\nurl = dash.start_server(port=0)\nbase = f\"http://127.0.0.1:{dash.port}\""),
     md("## 2. Profile a cell that builds a table\n\nOne million orders with a price, a quantity and a categorical status."),

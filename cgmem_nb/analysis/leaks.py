@@ -20,7 +20,8 @@ Default rules, in order:
     for the last ``settle_steps`` observations (status ``growing``). Growth that
     stopped after at least ``min_leak_steps_when_stopped`` growing steps is a
     leak that stopped growing (status ``held``); after fewer, it was warm-up
-    (not reported). A bounded ``lru_cache`` never counts (it stops at its
+    (not reported), unless the holder is a container whose steps each added at
+    least ``large_step`` bytes (a list that keeps a big copy every run). A bounded ``lru_cache`` never counts (it stops at its
     bound); a big variable that stays the same size is not a leak.
 ``unreachable_heap``
     Bytes in use according to malloc (glibc) that grow in the same way while
@@ -72,6 +73,10 @@ class LeakSettings:
     #: Growth that stopped is warm-up when it took fewer steps than this, else a leak
     #: that stopped growing (status ``held``).
     min_leak_steps_when_stopped: int = 3
+    #: A container (list, dict, set, deque) whose growth stopped after fewer steps is still a
+    #: leak when each of at least ``min_growth_steps`` steps added this many bytes: a list
+    #: that keeps a big copy every time it is run.
+    large_step: int = 50 * MB
     #: Extra margin for malloc's heap (it moves with temporaries): total growth needed.
     min_native_growth: int = 8 * MB
     #: Impact thresholds: share of the limit.
@@ -161,6 +166,14 @@ def growth_status(sizes: Sequence[int], settings: LeakSettings, min_growth: int)
     return "growing"
 
 
+_CONTAINER_TYPES = frozenset({"list", "dict", "set", "collections.deque"})
+
+
+def large_steps(sizes: Sequence[int], settings: LeakSettings) -> int:
+    """How many steps of ``sizes`` added at least ``settings.large_step`` bytes."""
+    return sum(1 for a, b in zip(sizes, sizes[1:]) if b - a >= settings.large_step)
+
+
 def outlived_scope(observations: Sequence[Observation], settings: LeakSettings) -> list[Finding]:
     """Big memory held only by outputs, the last traceback or ``gc.garbage``."""
     if not observations:
@@ -191,11 +204,19 @@ def growing_holder(observations: Sequence[Observation], settings: LeakSettings) 
         if reading.kind == "cache" and reading.capacity is not None:
             continue  # bounded: fills up and stops
         series = _series(observations, key)
-        status = growth_status([s for _, _, s, _ in series], settings, settings.min_growth)
+        sizes = [s for _, _, s, _ in series]
+        status = growth_status(sizes, settings, settings.min_growth)
+        big = large_steps(sizes, settings) if reading.type in _CONTAINER_TYPES else 0
+        if status is None and big >= settings.min_growth_steps:
+            status = "held"
         if status is None:
             continue
+        grew = f"`{reading.name}` grew in {len(series)} observations"
+        if big >= settings.min_growth_steps:
+            grew = (f"{reading.type} `{reading.name}` grew by {big} large steps ({format_bytes(sizes[-1] - sizes[0])} "
+                    "in all): it keeps big copies")
         reason = {
-            "variable": f"`{reading.name}` grew in {len(series)} observations",
+            "variable": grew,
             "module": f"module-level {reading.type} `{reading.name}` keeps growing",
             "cache": f"unbounded cache `{reading.name}` keeps growing",
             "records": f"manual records of {reading.category} keep growing",

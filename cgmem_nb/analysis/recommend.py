@@ -75,30 +75,74 @@ Rule = Callable[[Context], Iterable[Draft]]
 
 
 # -- the rules ------------------------------------------------------------------------------------
-def category_columns(ctx: Context) -> Iterable[Draft]:
-    """Text columns with few distinct values → ``category``."""
+def distinct_phrase(share: float, rows: int, sample_rows: int | None = None) -> str:
+    """``"7 distinct values in 4,400,000 rows"`` (a count, not ``"0.0%"``); from a sample, says so."""
+    seen = sample_rows if sample_rows is not None and sample_rows < rows else rows
+    count = max(int(round(share * seen)), 1)
+    values = "1 distinct value" if count == 1 else f"{count:,} distinct values"
+    if seen < rows:
+        return f"{values} in a {seen:,}-row sample of its {rows:,} rows"
+    percent = f" ({share:.0%})" if share >= 0.01 else ""
+    return f"{values} in {rows:,} rows{percent}"
+
+
+def buffer_key(values: Any) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
+    """What identifies the memory behind an array: its data address, shape and strides
+    (two frames that share a column's buffer give the same key)."""
+    if not isinstance(values, np.ndarray):
+        return None
+    return (int(values.__array_interface__["data"][0]), values.shape, values.strides)
+
+
+def _column_holders(ctx: Context) -> dict[Any, list[tuple[str, Any]]]:
+    """Every frame column, grouped by the buffer it shows (``name.column`` holders share it)."""
+    groups: dict[Any, list[tuple[str, Any]]] = {}
     for name, obj in ctx.namespace.items():
         if not isinstance(obj, pd.DataFrame):
             continue
         for column in obj.columns:
-            found = category_savings(obj[column], exact_rows=ctx.exact_rows, sample_rows=ctx.sample_rows)
-            if found is None:
-                continue
-            savings, error, share = found
-            if share > ctx.max_unique_share or savings < ctx.min_savings:
-                continue
-            sampled = f" (from a {ctx.sample_rows:,}-row sample, ±{format_bytes(error)} at 95%)" if error else ""
-            yield Draft(
-                "category_columns", f"{name}.{column}",
-                f"Column `{column}` of `{name}` has {share:.1%} distinct values: as a category it frees "
-                f"{format_bytes(savings)}{sampled}.",
-                f'{name}["{column}"] = {name}["{column}"].astype("category")',
-                savings, Difficulty.Easy, error, True,
-            )
+            col = obj[column]
+            # Only arrays the frame itself holds (never a converted copy, whose address a later
+            # temporary could take): the array behind a text column, or a plain numpy column's view.
+            raw = getattr(col.array, "_ndarray", None)
+            if not isinstance(raw, np.ndarray) and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
+                raw = col.to_numpy()
+            key = buffer_key(raw)
+            groups.setdefault(key if key is not None else ("own", name, column), []).append((name, column))
+    return groups
+
+
+def category_columns(ctx: Context) -> Iterable[Draft]:
+    """Text columns with few distinct values → ``category`` (once per buffer: frames that
+    share a column are named together, and its savings counted once)."""
+    for holders in _column_holders(ctx).values():
+        name, column = holders[0]
+        col = ctx.namespace[name][column]
+        found = category_savings(col, exact_rows=ctx.exact_rows, sample_rows=ctx.sample_rows)
+        if found is None:
+            continue
+        savings, error, share = found
+        if share > ctx.max_unique_share or savings < ctx.min_savings:
+            continue
+        sampled = f" (±{format_bytes(error)} at 95%)" if error else ""
+        rows = len(col)
+        phrase = distinct_phrase(share, rows, ctx.sample_rows if rows > ctx.exact_rows else None)
+        others = [f"`{n}`" for n, _ in holders[1:]]
+        shared = (f" {', '.join(others)} share{'s' if len(others) == 1 else ''} the same column: convert "
+                  f"{'it' if len(others) == 1 else 'them'} too, or nothing is freed.") if others else ""
+        yield Draft(
+            "category_columns", f"{name}.{column}",
+            f"Column `{column}` of `{name}` has {phrase}: as a category it frees "
+            f"{format_bytes(savings)}{sampled}.{shared}",
+            "\n".join(f'{n}["{c}"] = {n}["{c}"].astype("category")' for n, c in holders),
+            savings, Difficulty.Easy, error, True,
+        )
 
 
 def downcast_numbers(ctx: Context) -> Iterable[Draft]:
-    """Integers that fit a smaller dtype; float64 that could be float32 (changes precision)."""
+    """Integers that fit a smaller dtype; float64 that could be float32 (changes precision).
+    A buffer shared by several frames is counted for the first of them only."""
+    counted: set[Any] = set()
     for name, obj in ctx.namespace.items():
         if isinstance(obj, pd.DataFrame):
             casts: dict[str, str] = {}
@@ -109,6 +153,10 @@ def downcast_numbers(ctx: Context) -> Iterable[Draft]:
                 values = col.to_numpy() if col.dtype.kind in "iuf" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else None
                 if values is None:
                     continue
+                key = buffer_key(values)
+                if key in counted:
+                    continue
+                counted.add(key)
                 if values.dtype.kind in "iu":
                     new = smallest_int_dtype(values)
                     if new is not None:
@@ -166,10 +214,17 @@ def big_temporaries(ctx: Context) -> Iterable[Draft]:
             continue
         lines = lines.assign(temp=(lines["peak_bytes"] - lines["retained_bytes"]).astype("Int64"))
         top = lines.sort_values("temp", ascending=False).iloc[0]
+        held = int(top["temp"])
+        where = (
+            f"`{top['code']}` at {top['location']} held {format_bytes(held)} of temporaries"
+            if held >= ctx.min_savings
+            else f"the temporaries came and went inside one statement (the biggest line, `{top['code']}` at "
+            f"{top['location']}, allocated {format_bytes(int(top['allocated_bytes']))} in all)"
+        )
         yield Draft(
             "big_temporaries", str(top["location"]),
             f"{s.label}: the peak ({format_bytes(peak)}) is far above what stayed ({format_bytes(retained)}); "
-            f"`{top['code']}` at {top['location']} held {format_bytes(int(top['temp']))} of temporaries. Use in-place "
+            f"{where}. Use in-place "
             "operations (`x *= 2`, `df.eval(..., inplace=True)`), or process in chunks.",
             f"# {top['location']}: {top['code']}\nfor chunk in range(0, n, chunk_size):  # process a slice at a time\n    ...",
             gap, Difficulty.Medium, 0, True,
@@ -266,6 +321,7 @@ def _first_arrays(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
             return x
         try:
             arr = x._mgr.arrays[0]
+            arr = getattr(arr, "_ndarray", arr)  # a text column's array of objects
             return arr if isinstance(arr, np.ndarray) else np.empty(0)
         except (AttributeError, IndexError):
             return np.empty(0)
@@ -330,7 +386,9 @@ __all__ = [
     "RecommendationEngine",
     "Rule",
     "big_temporaries",
+    "buffer_key",
     "category_columns",
+    "distinct_phrase",
     "category_savings",
     "downcast_numbers",
     "duplicates",

@@ -16,6 +16,7 @@ from IPython.core.magic import Magics, magics_class
 from IPython.core.magic import line_magic as _line_magic
 
 from ..schema import leaks_frame, recommendations_frame
+from ..schema.readable import readable
 from ..session.history import MAX_WATCH_INTERVAL, MIN_WATCH_INTERVAL, WATCHER
 from ..session.profiler import MEMORY_PROFILER
 from ..session.variables import variables
@@ -46,7 +47,7 @@ line_magic = cast(Callable[[F], F], _line_magic)
 def _top(frame: pd.DataFrame, top: int | None) -> pd.DataFrame:
     if top is not None and not 0 <= top <= 1_000_000:
         raise UsageError(f"--top {top} is not accepted: give 0 to 1000000 rows")
-    return frame if top is None else frame.head(top)
+    return frame if top is None else readable(frame.head(top))
 
 
 @magics_class

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shlex
 from typing import Any
 
@@ -19,7 +20,7 @@ from IPython.core.error import UsageError
 from ..config import ProfilerConfig
 from ..errors import CgmemError
 
-__all__ = ["checked_config", "parse", "seconds", "usage_error"]
+__all__ = ["checked_config", "parse", "seconds", "unit_hint", "usage_error"]
 
 
 def usage_error(magic: Any, message: str) -> UsageError:
@@ -36,13 +37,28 @@ def split(line: str, magic: Any) -> list[str]:
         raise usage_error(magic, f"cannot read the options {line!r}: {exc} (close the quote, or escape it with a backslash)") from None
 
 
+_UNIT = re.compile(r"^(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_NUMBER = re.compile(r"^[0-9]*\.?[0-9]+$")
+
+
+def unit_hint(argv: list[str]) -> str | None:
+    """A hint when a size was written as two words (``--limit 500 MB``): the unit became an
+    argument of its own. None when ``argv`` has no such pair."""
+    for option, number, unit in zip(argv, argv[1:], argv[2:]):
+        if option.startswith("-") and _NUMBER.match(number) and _UNIT.match(unit):
+            return (f"the size {number} {unit} after {option} was read as two words: write it as one, "
+                    f'{option} {number}{unit}, or quote it, {option} "{number} {unit}"')
+    return None
+
+
 def parse(magic: Any, line: str) -> argparse.Namespace:
     """The options of ``magic`` (a function decorated with ``magic_arguments``) in ``line``."""
     argv = split(line, magic)
     try:
         return magic.parser.parse_args(argv)  # type: ignore[no-any-return]
     except UsageError as exc:
-        raise usage_error(magic, str(exc)) from None
+        hint = unit_hint(argv)
+        raise usage_error(magic, str(exc) + (f" ({hint})" if hint else "")) from None
 
 
 def seconds(magic: Any, option: str, value: float | None, *, low: float, high: float, zero: bool = False) -> float | None:

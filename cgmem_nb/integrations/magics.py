@@ -26,6 +26,7 @@ from ..session.result import ProfileResult
 from ..session.runner import run_in_session
 from . import magic_args
 from .cell_runner import TopLevelAwaitError, prepare_cell
+from .limit_option import check_limit
 
 # Options that take a value, for splitting `%memprofile OPTIONS STATEMENT`.
 _VALUE_OPTIONS = {"-o", "--output", "--depth", "--limit", "--top", "--label"}
@@ -69,7 +70,11 @@ class CgmemMagics(Magics):
     @magic_arguments.magic_arguments()
     @magic_arguments.argument("-o", "--output", metavar="NAME", help="Store the ProfileResult in the variable NAME.")
     @magic_arguments.argument("--depth", type=int, metavar="N", help="Frames kept per allocation stack (1-100).")
-    @magic_arguments.argument("--limit", metavar="SIZE", help='Memory limit for this cell, e.g. "500 MB", "2 GiB", "750MiB".')
+    @magic_arguments.argument(
+        "--limit", metavar="SIZE",
+        help='The kernel\'s memory limit while this cell runs: its total RSS, not the cell\'s growth '
+        '(e.g. 2GB, "500 MB", "2 GiB"; quote a size with a space).',
+    )
     @magic_arguments.argument(
         "--sample", nargs="?", const="default", metavar="INTERVAL",
         help='Use the sampled tracer (the default where it is available), optionally with a mean interval such as "64 KiB".',
@@ -86,7 +91,7 @@ class CgmemMagics(Magics):
     )
     @magic_arguments.argument(
         "--guard", action="store_true",
-        help="Interrupt the cell (KeyboardInterrupt) when memory reaches guard_fraction (default 95%%) of the limit.",
+        help="Interrupt the cell (KeyboardInterrupt) when the kernel's RSS reaches guard_fraction (default 95%%) of the limit.",
     )
     @line_cell_magic
     def memprofile(self, line: str, cell: str | None = None) -> Any:
@@ -102,6 +107,9 @@ class CgmemMagics(Magics):
         __tracebackhide__ = True  # noqa: F841 - hides this frame in IPython tracebacks
         if cell is None:
             options, statement = split_line_statement(line)
+            hint = magic_args.unit_hint(magic_args.split(options, self.memprofile) + statement.split()[:1])
+            if hint:
+                raise _usage_error(f"cannot read the options {options.strip()!r}: {hint}")
             if not statement:
                 raise _usage_error("%memprofile needs a statement to profile (or use %%memprofile on a cell)")
             code_text, full_source, first_line = statement, statement, 1
@@ -122,7 +130,8 @@ class CgmemMagics(Magics):
                 full_source = raw
                 first_line = raw[: len(raw) - len(cell)].count("\n") + 1
         args = magic_args.parse(self.memprofile, options)
-        magic_args.checked_config()
+        config = magic_args.checked_config()
+        check_limit(args.limit, guard=bool(args.guard), fraction=config.guard_fraction, error=_usage_error)
         if args.output is not None and (not args.output.isidentifier() or keyword.iskeyword(args.output)):
             raise _usage_error(f"-o {args.output!r} is not accepted: give a variable name such as r")
         if args.top is not None and not 0 <= args.top <= MAX_TOP:

@@ -36,6 +36,8 @@ from ..session.result import ProfileResult
 from ..units import format_bytes
 from .charts import PANEL, Chart, ChartContext, TimelineChart, charts_for
 from .feed import FeedCursor, FeedFigures, LiveFeed
+from .bokehjs import clear_bokehjs_output, has_widget_frontend, load_bokehjs
+from .panel_static import static_bundle, timeline_svg
 from .theme import LEVEL_COLORS
 
 #: Events that come several times a second: they redraw at most ``max_rate`` times a second.
@@ -44,52 +46,18 @@ _STREAMED = (Sample, WorkerSample, TasksFinished)
 if TYPE_CHECKING:
     import ipywidgets
 
-__all__ = ["LEVEL_COLORS", "PANEL_TEXT", "LivePanel", "has_widget_frontend", "last_panel", "load_bokehjs"]
+__all__ = ["LEVEL_COLORS", "PANEL_TEXT", "LivePanel", "clear_bokehjs_output", "has_widget_frontend", "last_panel", "load_bokehjs"]
 
 #: Text form of a panel (what nbval, nbconvert and terminals see): stable by design.
 PANEL_TEXT = "cgmem_nb live panel (ipywidgets: it moves in JupyterLab, Notebook 7 and VS Code)"
 _ITEMS_SHOWN = 8
 
-_bokehjs_loaded = False
-_bokehjs_lock = threading.Lock()
 _last_panel: LivePanel | None = None
 
 
 def last_panel() -> LivePanel | None:
     """The panel shown most recently (by ``%%memprofile --live``, ``%mempanel`` or :meth:`LivePanel.show`)."""
     return _last_panel
-
-
-def has_widget_frontend() -> bool:
-    """True inside a Jupyter kernel (ipykernel), where widgets can reach a front end.
-
-    A terminal IPython or a plain process has no comm channel to a page; there
-    the panel shows its text form and the static report instead.
-    """
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def load_bokehjs() -> bool:
-    """Put BokehJS on the page once per kernel process, inline (the CDN fails offline).
-
-    Returns True if it was loaded by this call. Called when the first panel is
-    shown, so kernels that never show a panel never carry the ~4 MB script.
-    """
-    global _bokehjs_loaded
-    with _bokehjs_lock:
-        if _bokehjs_loaded or not has_widget_frontend():
-            return False
-        from bokeh.io import output_notebook
-        from bokeh.resources import INLINE
-
-        output_notebook(INLINE, hide_banner=True)
-        _bokehjs_loaded = True
-        return True
 
 
 def _require_widgets() -> None:
@@ -116,9 +84,15 @@ def _section_html(title: str, items: Sequence[MemoryLeak | Recommendation]) -> s
     head = f"<b>{e(title)}</b> ({len(items)})" if items else f"<b>{e(title)}</b>"
     if not items:
         return f'<div class="cgmem-panel-section">{head}: <i>none yet</i></div>'
-    shown = list(items)[-_ITEMS_SHOWN:]
-    more = f"<li><i>and {len(items) - len(shown)} earlier</i></li>" if len(items) > len(shown) else ""
-    rows = "".join(f"<li>{e(_describe(item))}</li>" for item in reversed(shown))
+    if all(isinstance(item, Recommendation) for item in items):
+        # Recommendations in their order of importance: priority 1 first.
+        ordered = sorted(items, key=lambda item: item.priority if isinstance(item, Recommendation) else 0)
+        shown = ordered[:_ITEMS_SHOWN]
+        more = f"<li><i>and {len(items) - len(shown)} more</i></li>" if len(items) > len(shown) else ""
+    else:  # leaks: the newest first
+        shown = list(reversed(list(items)[-_ITEMS_SHOWN:]))
+        more = f"<li><i>and {len(items) - len(shown)} earlier</i></li>" if len(items) > len(shown) else ""
+    rows = "".join(f"<li>{e(_describe(item))}</li>" for item in shown)
     return f'<div class="cgmem-panel-section">{head}<ul style="margin:2px 0 2px 1em;padding:0">{rows}{more}</ul></div>'
 
 
@@ -168,6 +142,8 @@ class LivePanel:
         self.redraws = 0
         self.final: ProfileResult | None = None
         self.closed = False
+        #: True once :meth:`show` displayed the panel in a front end.
+        self.shown = False
         self.charts: list[Chart] = []
         self._context: ChartContext | None = None
         self.widget: ipywidgets.VBox | None = None
@@ -314,6 +290,7 @@ class LivePanel:
         _last_panel = self
         if self.widget is not None and has_widget_frontend():
             load_bokehjs()
+            self.shown = True
         display(self)  # type: ignore[no-untyped-call]
         return self.start()
 
@@ -325,7 +302,12 @@ class LivePanel:
         self.feed.stop()
 
     def finalize(self, result: ProfileResult | None = None) -> None:
-        """Stop, draw what is pending and show the final figures (from ``result`` if given)."""
+        """Stop, draw what is pending and show the final figures (from ``result`` if given).
+
+        In a Jupyter kernel it then displays the panel's final picture (static HTML that
+        nbconvert and GitHub show; hidden in JupyterLab next to the live widget) and empties
+        the output that carried BokehJS, so the saved notebook stays small.
+        """
         self.stop()
         with self._lock:
             if result is not None:
@@ -334,6 +316,19 @@ class LivePanel:
                 self.closed = True
             self.feed.close(result.summary if result is not None else None)
             self._redraw(force=True)
+        if self.widget is not None and has_widget_frontend() and self.shown:
+            from IPython.display import display
+
+            display(self.static_bundle(), raw=True)  # type: ignore[no-untyped-call]
+            clear_bokehjs_output()
+
+    def static_bundle(self) -> dict[str, str]:
+        """The final picture's MIME bundle (an SVG chart of the timeline, the figures, the findings)."""
+        chart = self.timeline
+        data = chart.source.data if chart is not None else {}
+        svg = timeline_svg(list(data.get("t", [])), list(data.get("rss_mb", [])), list(data.get("traced_mb", [])))
+        findings = _section_html("Leaks", self.leaks) + _section_html("Recommendations", self.recommendations)
+        return static_bundle(self._status_html(), svg, findings)
 
     close = finalize
 

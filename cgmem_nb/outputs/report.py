@@ -34,8 +34,9 @@ def _headline(result: ProfileResult) -> list[tuple[str, str]]:
         ("Duration", f"{s.duration_s:.2f} s"),
         ("Tracer", f"{s.tracer}, {s.stack_depth} frames"),
     ]
+    rows += [("Unexplained", text) for text in unexplained(result)]
     if s.error:
-        rows.append(("Ended by", s.error))
+        rows.append(("Ended by", ended_by(result)))
     if s.note:
         rows.append(("Note", s.note))
     return rows
@@ -58,6 +59,61 @@ def _native_rows(s: Summary) -> list[tuple[str, str]]:
             f"{format_bytes(s.unknown_bytes)} no statement explains (<unknown>)",
         ),
     ]
+def ended_by(result: ProfileResult) -> str:
+    """The error that ended the session, with its reason when the exception carries none
+    (the guard's or the user's ``KeyboardInterrupt``)."""
+    s = result.summary
+    error = s.error or ""
+    name, _, message = error.partition(":")
+    if message.strip() or name != "KeyboardInterrupt":
+        return error
+    guard = s.guard
+    if s.guard_triggered and guard is not None:
+        return (f"KeyboardInterrupt: the memory guard stopped the cell when the kernel's RSS reached "
+                f"{format_bytes(guard.rss_bytes)}, {guard.fraction:.0%} of the {format_bytes(guard.limit_bytes)} limit")
+    return "KeyboardInterrupt: interrupted (Ctrl-C, or the notebook's stop button)"
+
+
+#: A gap smaller than this is not worth a headline row.
+UNEXPLAINED_MIN_BYTES = 1000**2
+#: RSS growth the tracer did not see, at least this much (and a quarter of the growth), gets a row.
+UNTRACED_MIN_BYTES = 50 * 1000**2
+
+
+def unexplained(result: ProfileResult) -> list[str]:
+    """What the headline's figures hold that the line tables do not, and why, one sentence each.
+
+    - the traced peak beyond what the lines held at the peak's snapshot;
+    - the traced retained bytes beyond the lines' retained bytes;
+    - RSS growth beyond the traced peak (memory the tracer cannot see).
+    """
+    s = result.summary
+    lines = result.lines
+    if s.workers and not lines.empty:
+        lines = lines[lines["where"].fillna(KERNEL) == KERNEL]
+    found = []
+    peak_lines = int(lines["peak_bytes"].fillna(0).sum()) if not lines.empty else 0
+    gap = s.peak_bytes - peak_lines
+    if s.peak_bytes and gap >= UNEXPLAINED_MIN_BYTES and gap >= 0.2 * s.peak_bytes:
+        found.append(
+            f"{format_bytes(gap)} of the {format_bytes(s.peak_bytes)} traced peak is in no line: it was reached "
+            "and freed inside one statement, between the snapshots the lines are read from"
+        )
+    kept_lines = int(lines["retained_bytes"].fillna(0).sum()) if not lines.empty else 0
+    kept_gap = s.retained_bytes - kept_lines
+    if kept_gap >= UNEXPLAINED_MIN_BYTES and kept_gap >= 0.2 * abs(s.retained_bytes):
+        found.append(
+            f"{format_bytes(kept_gap)} of the {format_bytes(s.retained_bytes)} retained is in no line: held by the "
+            "profiler or the front end, or allocated by threads the tables leave out"
+        )
+    untraced = max(s.rss_peak_bytes - s.rss_before_bytes, s.rss_after_bytes - s.rss_before_bytes) - max(s.peak_bytes, 0)
+    growth = max(s.rss_peak_bytes, s.rss_after_bytes) - s.rss_before_bytes
+    if untraced >= UNTRACED_MIN_BYTES and untraced >= 0.25 * growth:
+        found.append(
+            f"RSS grew {format_bytes(untraced)} more than the tracer saw: native memory (C/C++/Rust libraries such as "
+            "Arrow, Polars, DuckDB, torch), memory-mapped files, or freed memory malloc has not returned"
+        )
+    return found
 
 
 def _top_lines(result: ProfileResult, top: int) -> list[dict[str, Any]]:
@@ -78,6 +134,11 @@ def _source(row: dict[str, Any]) -> str:
     if via is not None and via is not pd.NA:
         text += " + workers"
     return text
+
+
+def _calls(row: dict[str, Any]) -> str:
+    value = row.get("calls")
+    return value if isinstance(value, str) else ""
 
 
 def render_text(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
@@ -101,6 +162,8 @@ def render_text(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
                 f"  {str(r['location']):<22} {format_bytes(r['peak_bytes']):>10} {format_bytes(r['retained_bytes']):>10} "
                 f"{format_bytes(r['allocated_bytes']):>10}{extra}  {code}"
             )
+            if _calls(r):
+                out.append(f"  {'':<22} {'':>10} {'':>10} {'':>10}    via {_calls(r)}")
     else:
         out.append("No allocations were traced.")
     cats = result.categories
@@ -152,7 +215,9 @@ def render_html(result: ProfileResult, top: int = DEFAULT_TOP) -> str:
                     else ""
                 )
                 + f'<td style="{_CSS_TD}">{e(str(r["category"]))}</td>'
-                f'<td style="{_CSS_TD}"><code>{e(str(r["code"] or "")[:100])}</code></td></tr>'
+                f'<td style="{_CSS_TD}"><code>{e(str(r["code"] or "")[:100])}</code>'
+                + (f'<div style="color:#777;font-size:11px">via <code>{e(_calls(r))}</code></div>' if _calls(r) else "")
+                + "</td></tr>"
             )
         parts.append("</table>")
     else:

@@ -1,7 +1,7 @@
 """The data contract every layer shares: table schemas and the typed records they hold.
 
-A leaf of the house: it imports nothing of cgmem_nb, so the engine, the session,
-the analysis, the outputs and the integrations can all name these types.
+A leaf of the house: it imports nothing of cgmem_nb but the core ``units``, so the
+engine, the session, the analysis, the outputs and the integrations can all name these types.
 
 * :mod:`~cgmem_nb.schema.tables`: every DataFrame's columns and dtypes (:data:`TABLES`,
   :data:`PROFILER_TABLES`, :func:`make_frame`, :func:`records_frame`);
@@ -9,7 +9,10 @@ the analysis, the outputs and the integrations can all name these types.
 * :mod:`~cgmem_nb.schema.findings`: :class:`MemoryLeak`, :class:`UsagePattern`,
   :class:`Recommendation` and their frames;
 * :mod:`~cgmem_nb.schema.levels`: the Low..Critical scale (:class:`PressureLevel`,
-  also named :data:`LeakImpact`) and :class:`Difficulty`.
+  also named :data:`LeakImpact`) and :class:`Difficulty`;
+* :mod:`~cgmem_nb.schema.readable`: :class:`~cgmem_nb.schema.readable.ReadableFrame`, the
+  DataFrame the helpers return (sizes, times and fixes readable on display, raw data underneath;
+  imported on first use, as it needs pandas).
 """
 
 from __future__ import annotations

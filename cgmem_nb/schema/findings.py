@@ -121,15 +121,21 @@ class Recommendation:
 
 
 def leaks_frame(leaks: Iterable[MemoryLeak]) -> pd.DataFrame:
-    """Leaks as a DataFrame (schema ``leaks``)."""
-    return records_frame("leaks", leaks)
+    """Leaks as a DataFrame (schema ``leaks``), displayed readably (sizes, times, the fix in full)."""
+    from .readable import readable  # pandas, only when a frame is made
+
+    return readable(records_frame("leaks", leaks))
 
 
 def patterns_frame(patterns: Iterable[UsagePattern]) -> pd.DataFrame:
-    """Patterns as a DataFrame (schema ``patterns``)."""
-    return records_frame("patterns", patterns)
+    """Patterns as a DataFrame (schema ``patterns``), displayed readably."""
+    from .readable import readable  # pandas, only when a frame is made
+
+    return readable(records_frame("patterns", patterns))
 
 
 def recommendations_frame(recs: Iterable[Recommendation]) -> pd.DataFrame:
-    """Recommendations as a DataFrame (schema ``recommendations``)."""
-    return records_frame("recommendations", recs)
+    """Recommendations as a DataFrame (schema ``recommendations``), displayed readably (the action in full)."""
+    from .readable import readable  # pandas, only when a frame is made
+
+    return readable(records_frame("recommendations", recs))

@@ -43,6 +43,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         ("lineno", "Int64", "Line number, counted as the cell shows it (line 1 is the `%%memprofile` line)."),
         ("filename", "string", "The file (or the kernel's name for the cell's code)."),
         ("code", "string", "The source line."),
+        ("calls", "string", "The library calls the line's biggest stack went through, outermost first (`pandas/core/frame.py:16192 -> pandas/core/reshape/merge.py:405`); missing when the line allocated directly."),
         ("category", "string", "Allocation category (see `AllocationType`)."),
         ("allocated_bytes", _BYTES, "Bytes the line allocated in the session. Exact tracer: the most it held at any checkpoint (a lower bound). Sampled tracer: an estimate of all bytes allocated."),
         ("peak_bytes", _BYTES, "Bytes the line held at the moment of the session's peak."),

@@ -45,6 +45,7 @@ from ..engine.monitor import MONITOR, Tick
 from ..engine.subscription import Subscription
 from ..schema import GuardLine, GuardReport
 from . import interrupts, notebook
+from ..units import format_bytes
 
 if TYPE_CHECKING:
     from .recording import Recording
@@ -151,8 +152,8 @@ class MemoryGuard:
             self._interrupt()
             self.report = dataclasses.replace(report, method=self.method)
         log.warning(
-            "cgmem_nb guard: RSS %d bytes reached %.0f%% of the %d-byte limit; interrupting %s",
-            tick.rss_bytes, 100 * self.fraction, self.limit, report.cell_label,
+            "cgmem_nb guard: the kernel's RSS %s reached %.0f%% of the %s limit; interrupting %s",
+            format_bytes(tick.rss_bytes), 100 * self.fraction, format_bytes(self.limit), report.cell_label,
         )
 
     def _describe(self, tick: Tick) -> GuardReport:

@@ -9,6 +9,9 @@ than guessed.
 
 After each cell an :class:`~cgmem_nb.session.holders.Observation` of the
 holders is taken for the leak detector (cheap: measurements are cached).
+Observations *while* a cell runs (``interval``) are taken on a thread of their
+own, never on the monitor thread, and at most :data:`OBSERVER_DUTY` of the time:
+a namespace of a few GB never starves the live views of their samples.
 
 A cell is *heavy* when its peak rose at least :func:`heavy_threshold` above its
 starting RSS, or when it retained that much: ``min(100 MB, 10% of the memory
@@ -22,11 +25,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import pandas as pd
 
 from .. import schema
+from ..schema.readable import readable
 from ..engine import probes
 from ..engine.monitor import MONITOR, Tick
 from ..engine.subscription import Subscription
@@ -45,6 +49,9 @@ _KEPT = 5000
 #: Seconds accepted between observations while a cell runs (besides 0, off).
 MIN_WATCH_INTERVAL = 0.05
 MAX_WATCH_INTERVAL = 86_400.0
+#: Largest share of wall time the in-cell observations may take: after one that cost
+#: ``c`` seconds, the next waits at least ``c / OBSERVER_DUTY``.
+OBSERVER_DUTY = 0.1
 log = logging.getLogger(__name__)
 
 
@@ -86,6 +93,49 @@ class CellRecord:
         return self.rss_after_bytes - self.rss_before_bytes
 
 
+class _IntervalObserver:
+    """Takes holder observations on its own thread when asked; paced to :data:`OBSERVER_DUTY`."""
+
+    def __init__(self, observe: Callable[[], object]) -> None:
+        self._observe = observe
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._busy = False
+        self._not_before = 0.0
+        self.thread = threading.Thread(target=self._run, name="cgmem-observer", daemon=True)
+        self.thread.start()
+
+    def request(self, now: float) -> bool:
+        """Ask for one observation (ignored while one runs or too soon after a costly one)."""
+        if self._busy or now < self._not_before:
+            return False
+        self._wake.set()
+        return True
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self.thread is not threading.current_thread():
+            self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            self._busy = True
+            began = time.perf_counter()
+            try:
+                self._observe()
+            except Exception:  # user code may change a container under the walk: skip this one
+                log.debug("cgmem_nb: interval observation skipped", exc_info=True)
+            finally:
+                ended = time.perf_counter()
+                self._not_before = ended + (ended - began) * (1 - OBSERVER_DUTY) / OBSERVER_DUTY
+                self._busy = False
+
+
 class CellWatcher:
     """Records every cell of one IPython shell while on. Use the process-wide :data:`WATCHER`."""
 
@@ -99,6 +149,7 @@ class CellWatcher:
         self._pending: dict[str, Any] | None = None
         self._peak_seen = 0
         self._sub: Subscription[Tick] | None = None
+        self._observer: _IntervalObserver | None = None
         self._last_interval_obs = 0.0
         #: Seconds between observations taken while a cell runs (0: only after cells).
         self.interval = 0.0
@@ -142,6 +193,7 @@ class CellWatcher:
         self._shell = shell
         self._profiler = profiler
         if self.interval > 0 and observe_holders:
+            self._observer = _IntervalObserver(self._observe_now)
             self._sub = MONITOR.subscribe(self._on_tick, self.interval)
 
     def stop(self) -> None:
@@ -150,6 +202,9 @@ class CellWatcher:
         sub, self._sub = self._sub, None
         if sub is not None:
             sub.close()
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.close()
         if shell is not None:
             for event, handler in (("pre_run_cell", self._pre), ("post_run_cell", self._post)):
                 try:
@@ -173,17 +228,18 @@ class CellWatcher:
 
     def _on_tick(self, tick: Tick) -> None:
         # The monitor ticks as often as its most eager subscriber asks: keep our own pace,
-        # and observe only while a cell runs (after cells, _post observes).
-        if self._pending is None or tick.perf - self._last_interval_obs < self.interval:
+        # and observe only while a cell runs (after cells, _post observes). The walk itself
+        # runs on the observer's thread: the monitor only asks for it.
+        observer = self._observer
+        if self._pending is None or observer is None or tick.perf - self._last_interval_obs < self.interval:
             return
-        self._last_interval_obs = tick.perf
+        if observer.request(tick.perf):
+            self._last_interval_obs = tick.perf
+
+    def _observe_now(self) -> None:
         profiler = self._profiler
-        if profiler is None:
-            return
-        try:
+        if profiler is not None and self._pending is not None:
             log_observation(profiler)
-        except Exception:  # user code may change a container under the walk: skip this one
-            log.debug("cgmem_nb: interval observation skipped", exc_info=True)
 
     # -- IPython events --------------------------------------------------------------------
     def _pre(self, info: Any = None) -> None:
@@ -271,8 +327,8 @@ class CellWatcher:
             self._records.clear()
 
     def frame(self) -> pd.DataFrame:
-        """The history as a DataFrame (schema ``history``)."""
-        return schema.make_frame(
+        """The history as a DataFrame (schema ``history``), displayed readably (sizes, times)."""
+        return readable(schema.make_frame(
             "history",
             (
                 {
@@ -291,7 +347,7 @@ class CellWatcher:
                 }
                 for r in self.records
             ),
-        )
+        ))
 
 
 #: The process-wide cell watcher.

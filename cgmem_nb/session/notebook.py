@@ -127,16 +127,61 @@ def is_own(filename: str) -> bool:
     return os.path.realpath(filename).startswith(_OWN_ROOT)
 
 
+#: Packages of the notebook front end and the kernel's messaging: an allocation whose stack
+#: holds one of them and no frame of the user's code is the front end's (comm messages,
+#: widget and Bokeh model updates, the kernel's sockets), not the user's.
+FRONT_END = (
+    "ipykernel", "jupyter_client", "comm", "ipywidgets", "jupyter_bokeh", "bokeh", "zmq",
+    "tornado", "traitlets", "jupyter_core", "debugpy", "prometheus_client",
+)
+
+
+@lru_cache(maxsize=4096)
+def is_front_end(filename: str) -> bool:
+    """True for a file of the front end's packages (:data:`FRONT_END`)."""
+    if filename.startswith("<") or not is_library(filename):
+        return False
+    return short_path(filename).split(os.sep, 1)[0] in FRONT_END
+
+
 def attribute(frames: tuple[tuple[str, int], ...]) -> tuple[str, int] | None:
     """The frame an allocation is charged to: the innermost frame in user code
     (a cell or the user's own file), else the innermost frame. None when the
-    profiler itself made the allocation (a cgmem_nb frame comes before any user frame)."""
+    profiler itself made the allocation (a cgmem_nb frame comes before any user frame)
+    or the front end did (a :data:`FRONT_END` frame and no user frame)."""
+    front_end = False
     for filename, lineno in frames:
         if is_user_code(filename):
             return filename, lineno
         if is_own(filename):
             return None
+        front_end = front_end or is_front_end(filename)
+    if front_end:
+        return None
     return frames[0] if frames else ("<unknown>", 0)
+
+
+def via(frames: tuple[tuple[str, int], ...], charged: tuple[str, int], most: int = 2) -> str:
+    """The library calls between the charged frame and the allocation, outermost first:
+    ``pandas/core/frame.py:16192 -> pandas/core/reshape/merge.py:405`` (``most`` frames at most)."""
+    try:
+        at = frames.index(charged)
+    except ValueError:
+        return ""
+    inner = [location(fn, ln) for fn, ln in reversed(frames[:at])]
+    return " -> ".join(inner[:most]) + (" -> …" if len(inner) > most else "")
+
+
+def trim_stack(frames: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int], ...]:
+    """``frames`` without the profiler's own wrapper and what runs it: cut at the first
+    cgmem_nb frame that follows a frame of user code."""
+    seen_user = False
+    for i, (filename, _) in enumerate(frames):
+        if is_user_code(filename):
+            seen_user = True
+        elif seen_user and is_own(filename):
+            return frames[:i]
+    return frames
 
 
 def current_cell() -> int | None:

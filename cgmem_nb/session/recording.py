@@ -321,7 +321,8 @@ class Recording:
                     "location": loc,
                     "_filename": filename,
                     "_lineno": lineno,
-                    "stack": " <- ".join(notebook.location(fn, ln) for fn, ln in frames),
+                    "_calls": notebook.via(frames, where),
+                    "stack": " <- ".join(notebook.location(fn, ln) for fn, ln in notebook.trim_stack(frames)),
                     "depth": len(frames),
                     "category": category,
                     "thread_id": thread_id,
@@ -349,6 +350,7 @@ class Recording:
                     "lineno": row["_lineno"],
                     "filename": row["_filename"],
                     "code": notebook.source_line(row["_filename"], row["_lineno"]),
+                    "calls": row["_calls"] or None,
                     "category": row["category"],
                     "allocated_bytes": 0,
                     "peak_bytes": 0,
@@ -385,7 +387,12 @@ class Recording:
                     th[i] += row[col]
 
         peak_bytes = max(self._traced_peak - self.traced_start, 0) if tracer is not None else 0
-        lines = sorted(by_line.values(), key=lambda r: (r["peak_bytes"], r["retained_bytes"], r["allocated_bytes"]), reverse=True)
+        # The user's own lines first (cells and the user's files), library lines after them.
+        lines = sorted(
+            by_line.values(),
+            key=lambda r: (notebook.is_user_code(r["filename"]), r["peak_bytes"], r["retained_bytes"], r["allocated_bytes"]),
+            reverse=True,
+        )
         for line in lines:
             domains = line.pop("_domains")
             line["domain"] = max(domains, key=domains.__getitem__) if domains else None

@@ -55,8 +55,13 @@ class ProfileResult:
         for name, table in tables.items():
             if isinstance(table, Deferred):
                 self._deferred[name] = table
+            elif copy or type(table).__name__ != "DataFrame":
+                # A result keeps plain DataFrames (the helpers' readable frames are for display).
+                import pandas as pd
+
+                self._tables[name] = pd.DataFrame(table, copy=True)
             else:
-                self._tables[name] = table.copy() if copy else table
+                self._tables[name] = table
 
     def _frame(self, name: str) -> pd.DataFrame:
         """The table ``name`` itself (not a copy), built now if it was deferred."""

@@ -40,6 +40,12 @@ _SESSION_IDS = itertools.count(1)
 _WARNED: set[str] = set()
 
 
+#: Frames the sampled tracer walks at least (unless a session asks for a depth): it walks a
+#: stack per sample, not per allocation, so reaching the user's line through a deep library
+#: call costs little, and without it such bytes land on a library line.
+SAMPLED_MIN_DEPTH = 64
+
+
 def choose_tracer(
     choice: TracerChoice, rate: float | None, interval: int | None, native: bool = True
 ) -> tuple[Tracer | None, str | None]:
@@ -267,6 +273,8 @@ class Session:
         else:
             tracer, note = choose_tracer(self.tracer_choice, config.sampling_rate, self.interval, config.native_memory)
         depth = self.depth or (config.stack_trace_depth if config.enable_stack_traces else 1)
+        if self.depth is None and config.enable_stack_traces and tracer is not None and tracer.estimate:
+            depth = max(depth, SAMPLED_MIN_DEPTH)
         cell = self.cell if self.cell is not None else notebook.current_cell()
         label = self.label or (f"In[{cell}]" if cell is not None else "session")
         recording = Recording(tracer=tracer, config=config, label=label, cell=cell, depth=depth, limit=limit, tracer_note=note)

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from .. import schema
+from ..schema.readable import readable
 from ..sizing import Measure, array_root, measure
 from .namespace import (
     cache_contents,
@@ -262,16 +263,19 @@ def census(ns: Mapping[str, Any], hidden: Iterable[str] = ()) -> list[VariableIn
 def variables(ns: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """The census of the user namespace as a DataFrame (schema ``variables``), biggest first.
 
+    A :class:`~cgmem_nb.schema.readable.ReadableFrame`: displayed with sizes in KB/MB/GB,
+    its data in bytes (``.raw`` is the plain DataFrame).
+
     ``ns`` defaults to the running IPython shell's namespace (empty outside IPython).
     """
     hidden: Iterable[str] = ()
     if ns is None:
         shell = get_shell()
         if shell is None:
-            return schema.make_frame("variables")
+            return readable(schema.make_frame("variables"))
         ns, hidden = shell.user_ns, hidden_names(shell)
     rows = census(ns, hidden)
-    return schema.make_frame(
+    return readable(schema.make_frame(
         "variables",
         (
             {
@@ -288,4 +292,4 @@ def variables(ns: Mapping[str, Any] | None = None) -> pd.DataFrame:
             }
             for r in rows
         ),
-    )
+    ))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -115,3 +117,72 @@ def test_five_sessions_open_and_close_without_leftovers(chromium: Browser, dash:
     growth = probes.rss() - rss_before
     print(f"\n5 browser sessions: server RSS grew {growth} bytes")
     assert growth < 60_000_000, f"server grew by {growth} bytes over 5 sessions"
+
+
+READ_PHONE = """() => {
+  const meta = document.querySelector('meta[name="viewport"]');
+  const docs = window.Bokeh.documents;
+  let rss = [], yEnd = null, leaks = null, title = null, header = '';
+  for (const doc of docs) {
+    const src = doc.get_model_by_name('cgmem_timeline');
+    if (src) { rss = Array.from(src.data.rss_mb); }
+    const table = doc.get_model_by_name('cgmem_leaks');
+    if (table) { leaks = {holder: Array.from(table.data.holder), size: Array.from(table.data.size),
+                          seen: Array.from(table.data['last seen'])}; }
+    for (const m of doc.all_models) {
+      if (m.title && m.title.text && m.title.text.startsWith('Memory (MB)')) { yEnd = m.y_range.end; title = m.title.text; }
+      if (typeof m.text === 'string' && m.text.includes('current (RSS)')) { header = m.text; }
+    }
+  }
+  return {meta: meta ? meta.content : null, inner: window.innerWidth,
+          overflow: document.documentElement.scrollWidth - window.innerWidth,
+          rss: rss, yEnd: yEnd, leaks: leaks, title: title, header: header};
+}"""
+
+
+def test_on_a_phone_the_dashboard_lays_out_at_its_width_with_a_fitted_axis_and_a_clean_leak_table(
+    chromium: Browser, dash: MemoryDashboard
+) -> None:
+    from cgmem_nb import EVENT_BUS, LeakDetected
+    from cgmem_nb.schema import LeakImpact, MemoryLeak
+
+    now = time.time()
+    leak = MemoryLeak(
+        leak_id="variable:copies", holder="copies", holder_kind="variable", category="DataFrame", size=1_133_269_194,
+        growth=760_000_000, growth_rate=2e6, age=300.0, first_seen=now - 300, last_seen=now, first_cell=4, last_cell=9,
+        observations=6, status="held", estimated_impact=LeakImpact.HIGH, time_to_limit=None,
+        reason="list `copies` grew by 2 large steps", fix="copies.clear()",
+    )
+    # The same leak seen three times (it grew): one row, its latest size.
+    for size in (400_000_000, 800_000_000, leak.size):
+        EVENT_BUS.publish(LeakDetected(dataclasses.replace(leak, size=size)))
+    # A phone: mobile emulation, as a 390 px wide iPhone-class screen at 3x.
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True, device_scale_factor=3)
+    page = context.new_page()
+    try:
+        page.goto(dash.url or "")
+        page.wait_for_function(f"({READ_TIMELINE})() !== null && ({READ_TIMELINE})().n > 4", timeout=20_000)
+        page.wait_for_function(f"(({READ_PHONE})().leaks || {{holder: []}}).holder.length > 0", timeout=10_000)
+        time.sleep(0.5)  # a redraw after the first data: the axis has its computed range
+        seen = page.evaluate(READ_PHONE)
+        assert seen["meta"] == "width=device-width, initial-scale=1"
+        # Without the meta tag a mobile browser lays the page out at 980 px and shrinks it.
+        assert seen["inner"] == 390, seen["inner"]
+        assert seen["overflow"] <= 1, f"page is {seen['overflow']}px wider than the phone"
+        # The y axis fits the RSS line, not the machine's 25 GB physical limit.
+        top = max(seen["rss"])
+        assert seen["yEnd"] is not None and top <= seen["yEnd"] <= 1.5 * top, (seen["yEnd"], top, seen["title"])
+        # The leak table: one row for the leak, its size readable, no epoch or byte count.
+        assert seen["leaks"]["holder"] == ["copies"], seen["leaks"]
+        assert seen["leaks"]["size"] == ["1.1 GB"]
+        assert seen["leaks"]["seen"] == ["In[9]"]
+        assert "1133269194" not in str(seen["leaks"]) and str(int(now)) not in str(seen["leaks"])
+        # The peak card says since when it counts (the dashboard's start; a cell's start once one runs).
+        assert re.search(r"peak since \d\d:\d\d:\d\d", seen["header"]), seen["header"][:500]
+        if os.environ.get("CGMEM_KEEP_SCREENSHOTS"):
+            _keep_evidence(page, "dashboard-phone-390px")
+    except BaseException:
+        _keep_evidence(page, "dashboard-phone-390px-failure")
+        raise
+    finally:
+        context.close()

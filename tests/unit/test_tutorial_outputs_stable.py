@@ -6,7 +6,8 @@ and fails on what is left that looks measured: a number with a unit of size, tim
 (``35.0MB``, ``0.3 s``, ``12%``), a long byte count that is not round (``250001650``), or a
 number in a printed DataFrame column whose name says it is a size or a time (``peak_mb``:
 what broke CI was ``35.0`` under such a header, which no sanitizer pattern can know).
-Cells marked ``# NBVAL_IGNORE_OUTPUT`` or ``# NBVAL_SKIP`` are not compared, so not read. A
+Cells marked ``# NBVAL_IGNORE_OUTPUT`` or ``# NBVAL_SKIP`` (or tagged ``nbval-ignore-output`` /
+``nbval-skip``, for a cell magic that must be the cell's first line) are not compared, so not read. A
 cell that shows measured figures on purpose, rounded far from any rounding boundary, says why
 with ``# nbval-stable: REASON`` (the quickstart's whole MB of exact 200 MB and 1 MB allocations);
 then only its DataFrame columns are exempt, never a number with a unit.
@@ -77,7 +78,10 @@ def test_compared_outputs_hold_no_measured_number(notebook: Path) -> None:
     problems = []
     for index, cell in enumerate(json.loads(notebook.read_text(encoding="utf-8"))["cells"]):
         source = "".join(cell.get("source", ""))
+        tags = cell.get("metadata", {}).get("tags", [])
         if cell["cell_type"] != "code" or "NBVAL_IGNORE_OUTPUT" in source or "NBVAL_SKIP" in source:
+            continue
+        if "nbval-ignore-output" in tags or "nbval-skip" in tags:  # nbval honours the tags as the comments
             continue
         stable = re.search(r"# nbval-stable: \S", source) is not None
         for output in cell.get("outputs", []):

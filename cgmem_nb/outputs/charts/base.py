@@ -101,6 +101,14 @@ def figure(ctx: ChartContext, title: str, *, height: int, time_axis: bool = True
         kwargs.setdefault("sizing_mode", "stretch_width")
         kwargs.setdefault("min_width", 300)
     fig: Any = bokeh_figure(title=title, height=height, **kwargs)
+    if time_axis and ctx.datetime_axis:
+        from bokeh.models import DatetimeTickFormatter
+
+        # Clock times at every zoom: Bokeh's defaults label sub-second ticks "844000us".
+        fig.xaxis.formatter = DatetimeTickFormatter(
+            microseconds="%H:%M:%S.%3N", milliseconds="%H:%M:%S.%3N", seconds="%H:%M:%S",
+            minsec="%H:%M:%S", minutes="%H:%M", hourmin="%H:%M", hours="%H:%M",
+        )
     fig.toolbar.logo = None
     fig.title.text_font_size = "13px"
     return fig

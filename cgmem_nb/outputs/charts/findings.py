@@ -41,10 +41,12 @@ class LeaksChart:
         from bokeh.models import ColumnDataSource, HoverTool
 
         self.ctx = ctx
-        self.points = ColumnDataSource({"t": [], "mb": [], "bytes": [], "label": [], "impact": []}, name="cgmem_leak_points")
+        self.points = ColumnDataSource(
+            {"t": [], "mb": [], "bytes": [], "size": [], "label": [], "impact": []}, name="cgmem_leak_points"
+        )
         fig = figure(ctx, "Leaks over time (MB)", height=200)
         fig.scatter("t", "mb", source=self.points, size=9, color=SERIES_COLORS["leak"], alpha=0.7)
-        fig.add_tools(HoverTool(tooltips=[("leak", "@label"), ("size", "@bytes{0,0} bytes"), ("impact", "@impact")]))
+        fig.add_tools(HoverTool(tooltips=[("leak", "@label"), ("size", "@size"), ("impact", "@impact")]))
         table, self.rows = text_table("cgmem_leaks", LEAK_COLUMNS, height=160)
         self.model: Any = column(fig, table, sizing_mode="stretch_width", min_width=340)
 
@@ -58,6 +60,7 @@ class LeaksChart:
             "t": [x(k.last_seen) for k in leaks],
             "mb": [k.size / MB for k in leaks],
             "bytes": [k.size for k in leaks],
+            "size": [format_bytes(k.size) for k in leaks],
             "label": [k.holder for k in leaks],
             "impact": [k.estimated_impact.value for k in leaks],
         }
@@ -83,6 +86,7 @@ class RecommendationsChart:
         recs = update.recommendations
         if recs is None:
             return
+        recs = sorted(recs, key=lambda r: r.priority)  # priority 1 first
         self.rows.data = {
             "priority": [str(r.priority) for r in recs],
             "description": [r.description for r in recs],

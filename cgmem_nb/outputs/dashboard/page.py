@@ -24,6 +24,10 @@ __all__ = ["build_page", "header_html"]
 
 #: Title of the page.
 TITLE = "cgmem_nb memory dashboard"
+#: What the page's ``<head>`` adds to Bokeh's own template: a phone lays it out at its own width
+#: (without it, mobile browsers assume 980 px and shrink the page).
+VIEWPORT = '<meta name="viewport" content="width=device-width, initial-scale=1">'
+_TEMPLATE = "{% extends base %}{% block preamble %}" + VIEWPORT + "{% endblock %}"
 
 
 def header_html(figures: FeedFigures, metrics: dict[str, Any], pages: int) -> str:
@@ -41,11 +45,11 @@ def header_html(figures: FeedFigures, metrics: dict[str, Any], pages: int) -> st
 
     cards = [
         card("current (RSS)", size(figures.current_bytes)),
-        card("peak", size(metrics.get("peak_bytes", figures.peak_bytes))),
+        card(f"peak since {figures.peak_since}" if figures.peak_since else "peak", size(metrics.get("peak_bytes", figures.peak_bytes))),
         card("limit", size(figures.limit_bytes) + f" <span style='font-size:11px'>({figures.limit_source})</span>"),
         card("pressure", f"{level.value} · {100 * figures.fraction:.0f}%", f"color:{LEVEL_COLORS[level]};font-weight:bold"),
-        card("allocation rate", f"{figures.alloc_bytes_s / 1e6:,.1f} MB/s"),
-        card("deallocation rate", f"{figures.dealloc_bytes_s / 1e6:,.1f} MB/s"),
+        card("allocation rate", f"{max(0.0, figures.alloc_bytes_s) / 1e6:,.1f} MB/s"),
+        card("deallocation rate", f"{max(0.0, figures.dealloc_bytes_s) / 1e6:,.1f} MB/s"),
         card("traced", size(figures.traced_bytes)),
         card("sessions", f"{metrics.get('active_sessions', 0)} running · {metrics.get('sessions_finished', 0)} done"),
     ]
@@ -101,6 +105,9 @@ def build_page(
     layout = _layout(charts, header)
     layout.name = "cgmem-dashboard"
     doc.title = TITLE
+    from jinja2 import Template
+
+    doc.template = Template(_TEMPLATE)
     doc.add_root(layout)
     state: dict[str, Any] = {"cursor": FeedCursor(), "header": "", "metrics": {}}
 

@@ -96,7 +96,10 @@ class LiveFeed:
         self._tracker = PressureTracker(max(limit.bytes, 1))
         rss = probes.rss()
         traced = profiler.traced_bytes()
-        self._figures = FeedFigures(rss, rss, traced, traced, limit.bytes, limit.source, self._tracker.level_for(rss))
+        self._figures = FeedFigures(
+            rss, rss, traced, traced, limit.bytes, limit.source, self._tracker.level_for(rss),
+            peak_since=time.strftime("%H:%M:%S"),
+        )
         self._interval = interval if interval is not None else profiler.config.sample_interval
         self._last_wall: float | None = None
         self._last_hwm = probes.KERNEL_PEAK.read()
@@ -400,7 +403,7 @@ class LiveFeed:
         rss = probes.rss()
         self._cell = (event.label, event.timestamp, rss)
         # the peak figure follows the current cell
-        self._figures = replace(self._figures, current_bytes=rss, peak_bytes=rss)
+        self._figures = replace(self._figures, current_bytes=rss, peak_bytes=rss, peak_since=f"{event.label} started")
         self._mark(event.timestamp, event.label, "start", "cell")
 
     def _on_cell_finished(self, event: CellFinished) -> None:

@@ -86,6 +86,8 @@ class FeedFigures:
     gaps: int = 0
     #: One note per finished cell, newest last (``"In[12]: peak 537.1 MB, +400.0 MB in 2.0 s"``).
     cell_notes: tuple[str, ...] = ()
+    #: Since when ``peak_bytes`` counts: ``"In[12] started"``, or the clock time the feed started.
+    peak_since: str = ""
 
     @property
     def fraction(self) -> float:
