@@ -27,7 +27,7 @@ from ..session.holders import Observation
 from ..session.result import ProfileResult
 from ..units import format_bytes
 from .leaks import RESET_OUT
-from .savings import category_savings, smallest_int_dtype
+from .savings import arrow_text, category_savings, smallest_int_dtype
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,22 @@ def distinct_phrase(share: float, rows: int, sample_rows: int | None = None) -> 
     return f"{values} in {rows:,} rows{percent}"
 
 
-def buffer_key(values: Any) -> tuple[int, tuple[int, ...], tuple[int, ...]] | None:
-    """What identifies the memory behind an array: its data address, shape and strides
-    (two frames that share a column's buffer give the same key)."""
-    if not isinstance(values, np.ndarray):
+def buffer_key(values: Any) -> tuple[Any, ...] | None:
+    """What identifies the memory behind an array: its data address, shape and strides, or
+    for an Arrow-backed array the addresses of its chunks' buffers (two frames that share a
+    column's buffers give the same key)."""
+    if isinstance(values, np.ndarray):
+        return (int(values.__array_interface__["data"][0]), values.shape, values.strides)
+    chunked = getattr(values, "_pa_array", None)  # pandas' Arrow-backed arrays
+    chunks = getattr(chunked, "chunks", None)
+    if chunks is None:
         return None
-    return (int(values.__array_interface__["data"][0]), values.shape, values.strides)
+    addresses = tuple(
+        (buffer.address if buffer is not None else 0, chunk.offset, len(chunk))
+        for chunk in chunks
+        for buffer in chunk.buffers()
+    )
+    return ("arrow", addresses) if addresses else None
 
 
 def _column_holders(ctx: Context) -> dict[Any, list[tuple[str, Any]]]:
@@ -101,13 +111,9 @@ def _column_holders(ctx: Context) -> dict[Any, list[tuple[str, Any]]]:
         if not isinstance(obj, pd.DataFrame):
             continue
         for column in obj.columns:
-            col = obj[column]
             # Only arrays the frame itself holds (never a converted copy, whose address a later
-            # temporary could take): the array behind a text column, or a plain numpy column's view.
-            raw = getattr(col.array, "_ndarray", None)
-            if not isinstance(raw, np.ndarray) and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
-                raw = col.to_numpy()
-            key = buffer_key(raw)
+            # temporary could take): the array behind a text column, Arrow's, or a numpy column's view.
+            key = buffer_key(_raw(obj[column]))
             groups.setdefault(key if key is not None else ("own", name, column), []).append((name, column))
     return groups
 
@@ -126,7 +132,8 @@ def category_columns(ctx: Context) -> Iterable[Draft]:
             continue
         sampled = f" (±{format_bytes(error)} at 95%)" if error else ""
         rows = len(col)
-        phrase = distinct_phrase(share, rows, ctx.sample_rows if rows > ctx.exact_rows else None)
+        from_sample = rows > ctx.exact_rows and not arrow_text(col)
+        phrase = distinct_phrase(share, rows, ctx.sample_rows if from_sample else None)
         others = [f"`{n}`" for n, _ in holders[1:]]
         shared = (f" {', '.join(others)} share{'s' if len(others) == 1 else ''} the same column: convert "
                   f"{'it' if len(others) == 1 else 'them'} too, or nothing is freed.") if others else ""
@@ -300,7 +307,7 @@ def duplicates(ctx: Context) -> Iterable[Draft]:
         for name, obj in members:
             twin = None
             for kname, kobj in kept:
-                if kobj is obj or np.shares_memory(*_first_arrays(kobj, obj)):
+                if kobj is obj or _share_a_buffer(kobj, obj):
                     continue
                 same = kobj.equals(obj) if isinstance(obj, pd.DataFrame) else np.array_equal(kobj, obj)
                 if same:
@@ -315,18 +322,23 @@ def duplicates(ctx: Context) -> Iterable[Draft]:
                             f"del {name}  # or {name} = {twin}", size, Difficulty.Easy, 0, True)
 
 
-def _first_arrays(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
-    def first(x: Any) -> np.ndarray:
-        if isinstance(x, np.ndarray):
-            return x
-        try:
-            arr = x._mgr.arrays[0]
-            arr = getattr(arr, "_ndarray", arr)  # a text column's array of objects
-            return arr if isinstance(arr, np.ndarray) else np.empty(0)
-        except (AttributeError, IndexError):
-            return np.empty(0)
+def _share_a_buffer(a: Any, b: Any) -> bool:
+    """True when two frames (or arrays) show the same memory: a shallow copy, a view."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return bool(np.shares_memory(a, b))
+    keys = {buffer_key(_raw(a[c])) for c in a.columns} - {None}
+    return any(buffer_key(_raw(b[c])) in keys for c in b.columns)
 
-    return first(a), first(b)
+
+def _raw(col: pd.Series) -> Any:
+    """The array a column holds itself: numpy's, the objects behind a text column, or Arrow's."""
+    array = col.array
+    raw = getattr(array, "_ndarray", None)
+    if isinstance(raw, np.ndarray):
+        return raw
+    if hasattr(array, "_pa_array"):
+        return array
+    return None if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (

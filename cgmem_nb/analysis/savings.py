@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["category_savings", "smallest_int_dtype"]
+__all__ = ["arrow_text", "category_savings", "smallest_int_dtype"]
 
 
 def _text_values(col: pd.Series) -> np.ndarray | None:
@@ -57,7 +57,9 @@ def _codes_itemsize(n_unique: int) -> int:
     return 8
 
 
-def _arrow_backed(col: pd.Series) -> bool:
+def arrow_text(col: pd.Series) -> bool:
+    """True for a text column held by Arrow (pandas' ``str`` dtype with pyarrow, or an Arrow string
+    dtype): :func:`category_savings` measures it whole, never from a sample."""
     dtype = col.dtype
     if isinstance(dtype, pd.StringDtype):
         return dtype.storage == "pyarrow"
@@ -83,7 +85,7 @@ def category_savings(col: pd.Series, *, exact_rows: int = 100_000, sample_rows: 
     once (many rows may share one object); what the category needs is its codes
     and one object per distinct value. None when the column is not text.
     """
-    if _arrow_backed(col):
+    if arrow_text(col):
         return _arrow_category_savings(col)
     values = _text_values(col)
     if values is None or len(values) == 0:
