@@ -359,23 +359,47 @@ def test_leak_recommendation_saves_what_clearing_the_holder_frees(shell: Any, tr
     _check_savings(shell, "leak_holders", "hoard", "hoard.clear()")
 
 
-def test_fragmentation_recommendation_estimates_what_malloc_trim_returns(shell: Any) -> None:
-    from cgmem_nb.engine import heap, probes
+FRAGMENTATION = r"""
+import json
+from IPython.testing.globalipapp import start_ipython
+from cgmem_nb.engine import heap, probes
+
+shell = start_ipython()
+shell.run_cell("%load_ext cgmem_nb")
+def ok(code):
+    result = shell.run_cell(code)
+    assert result.success, result.error_in_exec or result.error_before_exec
+    return result.result
+heap.malloc_trim()
+ok("import gc\nblocks = [bytes(20_000) for _ in range(4000)]\ndel blocks[::2]\ngc.collect()")
+recs = ok("%memrecs")
+row = recs[recs["rule"] == "fragmentation"]
+estimate = int(row["estimated_savings"].iloc[0]) if len(row) == 1 else None
+before = probes.rss()
+if estimate is not None:
+    ok(row["action"].iloc[0])
+print(json.dumps({"rows": len(row), "estimate": estimate, "freed": before - probes.rss()}))
+"""
+
+
+def test_fragmentation_recommendation_estimates_what_malloc_trim_returns() -> None:
+    """In a fresh process: malloc keeps a trimmed thread arena's free chunks in its books, so
+    after other tests' threads the estimate counts pages an earlier trim already returned
+    (a limit of the estimator, stated in heap.releasable_bytes)."""
+    from cgmem_nb.engine import heap
 
     if not heap.available():
         pytest.skip("malloc statistics need glibc")
-    heap.malloc_trim()
-    ok(shell, "import gc\nblocks = [bytes(20_000) for _ in range(4000)]\ndel blocks[::2]\ngc.collect()")
-    recs = _recs(shell)
-    row = recs[recs["rule"] == "fragmentation"]
-    assert len(row) == 1, recs
-    estimate = int(row["estimated_savings"].iloc[0])
-    before = probes.rss()
-    ok(shell, row["action"].iloc[0])
-    freed = before - probes.rss()
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", FRAGMENTATION], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["rows"] == 1, found
+    estimate, freed = found["estimate"], found["freed"]
     assert freed > 30 * MB
     assert abs(estimate - freed) <= 0.10 * freed, (estimate, freed)
-    ok(shell, "del blocks")
 
 
 def test_profiled_cell_result_carries_its_recommendations_and_patterns(shell: Any) -> None:
