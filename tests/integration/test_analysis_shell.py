@@ -427,8 +427,8 @@ def test_interval_observations_see_a_leak_grow_inside_one_long_cell(shell: Any) 
         import time, numpy as np
         grow = []
         for _ in range(12):
-            time.sleep(0.1)
-            grow.append(np.ones(250_000))  # 2 MB every 0.1 s, all in one cell, the last as it ends
+            time.sleep(0.2)
+            grow.append(np.ones(250_000))  # 2 MB every 0.2 s, all in one cell, the last as it ends
     """)
     found = leaks(shell)
     row = found[found["holder"] == "grow"]

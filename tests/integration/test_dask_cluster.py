@@ -194,8 +194,12 @@ def test_worker_pressure_and_leaks_reach_the_event_stream(client: Any) -> None:
     try:
         with cgmem_nb.dask.session(client, tick_s=0.1) as s:
             target = sorted(client.scheduler_info()["workers"])[0]
+            # The workers check for leaks at most once a second: space the tasks over 2.4 s, so
+            # that the checks see the hoard from (nearly) its start to its end whatever the load.
             for i in range(12):
                 client.submit(dask_tasks.leaky, 8 * MB, pure=False, workers=[target], key=f"leaky-{i}").result()
+                time.sleep(0.2)
+            time.sleep(1.1)
             # about 85% of the limit for half a second: Medium pressure at least. Sized from the
             # worker's own RSS: what a worker holds at rest depends on what is installed (pyarrow, ...)
             rss = client.run(_rss, workers=[target])[target]
