@@ -265,6 +265,14 @@ class Recording:
 
         stack_rows: list[dict[str, Any]] = []
         own_bytes = 0
+        frame_names: dict[Frame, str] = {}  # one result's frames repeat across its stacks
+
+        def location(frame: Frame) -> str:
+            name = frame_names.get(frame)
+            if name is None:
+                name = frame_names[frame] = notebook.location(*frame)
+            return name
+
         for key in keys:
             frames, thread_id, tag = key
             p, f = peak_stats.get(key), final_stats.get(key)
@@ -282,14 +290,14 @@ class Recording:
                 own_bytes += max(peak_b, ret_b)
                 continue
             filename, lineno = where
-            loc = notebook.location(filename, lineno)
+            loc = location(where)
             category = CATEGORY_RULES.classify(frames, tag, labels=(loc,)).value
             stack_rows.append(
                 {
                     "location": loc,
                     "_filename": filename,
                     "_lineno": lineno,
-                    "stack": " <- ".join(notebook.location(fn, ln) for fn, ln in frames),
+                    "stack": " <- ".join(map(location, frames)),
                     "depth": len(frames),
                     "category": category,
                     "thread_id": thread_id,
