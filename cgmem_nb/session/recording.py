@@ -297,6 +297,14 @@ class Recording:
 
         stack_rows: list[dict[str, Any]] = []
         own_bytes = 0
+        frame_names: dict[Frame, str] = {}  # one result's frames repeat across its stacks
+
+        def location(frame: Frame) -> str:
+            name = frame_names.get(frame)
+            if name is None:
+                name = frame_names[frame] = notebook.location(*frame)
+            return name
+
         for key in keys:
             frames, thread_id, tag, domain, via = key
             p, f = peak_stats.get(key), final_stats.get(key)
@@ -314,7 +322,7 @@ class Recording:
                 own_bytes += max(peak_b, ret_b)
                 continue
             filename, lineno = where
-            loc = notebook.location(filename, lineno)
+            loc = location(where)
             category = CATEGORY_RULES.classify(frames, tag, labels=(loc,)).value
             stack_rows.append(
                 {
@@ -322,7 +330,7 @@ class Recording:
                     "_filename": filename,
                     "_lineno": lineno,
                     "_calls": notebook.via(frames, where),
-                    "stack": " <- ".join(notebook.location(fn, ln) for fn, ln in notebook.trim_stack(frames)),
+                    "stack": " <- ".join(map(location, notebook.trim_stack(frames))),
                     "depth": len(frames),
                     "category": category,
                     "thread_id": thread_id,
