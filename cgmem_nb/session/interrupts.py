@@ -17,6 +17,14 @@ plain attribute update, so a signal that arrives just then is raised in the
 caller, after the section, never inside it. The previous handler is put back
 when the last session of the main thread has stopped.
 
+Two places cannot hold: the first bytecode of a ``with`` block's ``__exit__`` and
+the last one of its ``__enter__``. An interrupt raised there skips the session's
+stop for good (Python calls ``__exit__`` only for exceptions raised in the body).
+So a signal that lands while one of the functions named with :func:`defer_in` is
+on the top few frames is sent again (``signal.raise_signal``) instead of raised:
+it comes back at the next bytecode boundary, and is raised once the main thread
+has left those functions or is held by the stop it entered.
+
 Only SIGINT on the main thread is held (Python runs signal handlers there
 only). An asynchronous exception injected into a thread
 (``PyThreadState_SetAsyncExc``) cannot be held from Python; the guard delivers
@@ -27,10 +35,32 @@ from __future__ import annotations
 
 import signal
 import threading
-from types import FrameType
-from typing import Any
+from types import CodeType, FrameType
+from typing import Any, Callable
 
-__all__ = ["forwards_to_default", "hold", "pending", "release"]
+__all__ = ["defer_in", "forwards_to_default", "hold", "pending", "release"]
+
+#: Code objects in which a SIGINT is sent again rather than raised (see :func:`defer_in`).
+_DEFERRING: set[CodeType] = set()
+#: Frames looked at, from the innermost: the deferring function and what it calls before it holds.
+_DEFER_DEPTH = 5
+
+
+def defer_in(*functions: Callable[..., Any]) -> None:
+    """Never raise a SIGINT's ``KeyboardInterrupt`` while one of ``functions`` (or what it
+    calls, a few frames deep) runs on the main thread: send the signal again instead."""
+    for function in functions:
+        _DEFERRING.add(function.__code__)
+
+
+def _deferring(frame: FrameType | None) -> bool:
+    for _ in range(_DEFER_DEPTH):
+        if frame is None:
+            return False
+        if frame.f_code in _DEFERRING:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class _Shield:
@@ -47,6 +77,9 @@ class _Shield:
     def handler(self, signum: int, frame: FrameType | None) -> Any:
         if self.holds > 0:
             self.pending = (signum, frame)
+            return None
+        if _deferring(frame):
+            signal.raise_signal(signum)  # handled again at the next bytecode boundary
             return None
         previous = self.previous
         if callable(previous):

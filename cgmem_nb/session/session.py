@@ -344,3 +344,7 @@ class Session:
     def __repr__(self) -> str:
         state = "running" if self.running else ("finished" if self.result is not None else "not started")
         return f"<Session {self.session_id} {self.label or ''} {state}>"
+
+
+# A signal at the first bytecode of __exit__ (or the last of __enter__) would skip the stop.
+interrupts.defer_in(Session.__enter__, Session.__exit__)

@@ -34,6 +34,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 HERE = Path(__file__).resolve().parent
 LIMIT = 700 * MB
+
+
+def _rss() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
 #: No dashboard; the scheduler's plain HTTP routes on a free loopback port (not 8787, which tests running
 #: side by side would fight over).
 CLUSTER = {
@@ -188,8 +196,11 @@ def test_worker_pressure_and_leaks_reach_the_event_stream(client: Any) -> None:
             target = sorted(client.scheduler_info()["workers"])[0]
             for i in range(12):
                 client.submit(dask_tasks.leaky, 8 * MB, pure=False, workers=[target], key=f"leaky-{i}").result()
-            # about 85% of the limit (with the hoard) for half a second: Medium pressure at least
-            client.submit(dask_tasks.squeeze, 400 * MB, 0.6, pure=False, workers=[target]).result()
+            # about 85% of the limit for half a second: Medium pressure at least. Sized from the
+            # worker's own RSS: what a worker holds at rest depends on what is installed (pyarrow, ...)
+            rss = client.run(_rss, workers=[target])[target]
+            squeeze = max(int(0.85 * LIMIT) - rss, 50 * MB)
+            client.submit(dask_tasks.squeeze, squeeze, 0.6, pure=False, workers=[target]).result()
             time.sleep(0.3)
     finally:
         subscription.close()
