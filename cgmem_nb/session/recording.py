@@ -34,7 +34,7 @@ from ..engine.monitor import MONITOR, Tick
 from ..engine.protocol import NATIVE_DOMAINS
 from ..engine.subscription import Subscription
 from ..engine.protocol import PeakKeeper
-from ..engine.tracers import TraceSnapshot, Tracer
+from ..engine.tracers import Frame, TraceSnapshot, Tracer
 from ..schema import KERNEL, Summary
 from . import notebook
 from .deferred import Deferred, deferred_frame
