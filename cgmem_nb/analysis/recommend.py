@@ -27,6 +27,7 @@ from ..session.holders import Observation
 from ..session.result import ProfileResult
 from ..units import format_bytes
 from .leaks import RESET_OUT
+from .buffers import buffer_key, column_array, share_a_buffer
 from .savings import arrow_text, category_savings, smallest_int_dtype
 
 log = logging.getLogger(__name__)
@@ -86,24 +87,6 @@ def distinct_phrase(share: float, rows: int, sample_rows: int | None = None) -> 
     return f"{values} in {rows:,} rows{percent}"
 
 
-def buffer_key(values: Any) -> tuple[Any, ...] | None:
-    """What identifies the memory behind an array: its data address, shape and strides, or
-    for an Arrow-backed array the addresses of its chunks' buffers (two frames that share a
-    column's buffers give the same key)."""
-    if isinstance(values, np.ndarray):
-        return (int(values.__array_interface__["data"][0]), values.shape, values.strides)
-    chunked = getattr(values, "_pa_array", None)  # pandas' Arrow-backed arrays
-    chunks = getattr(chunked, "chunks", None)
-    if chunks is None:
-        return None
-    addresses = tuple(
-        (buffer.address if buffer is not None else 0, chunk.offset, len(chunk))
-        for chunk in chunks
-        for buffer in chunk.buffers()
-    )
-    return ("arrow", addresses) if addresses else None
-
-
 def _column_holders(ctx: Context) -> dict[Any, list[tuple[str, Any]]]:
     """Every frame column, grouped by the buffer it shows (``name.column`` holders share it)."""
     groups: dict[Any, list[tuple[str, Any]]] = {}
@@ -113,7 +96,7 @@ def _column_holders(ctx: Context) -> dict[Any, list[tuple[str, Any]]]:
         for column in obj.columns:
             # Only arrays the frame itself holds (never a converted copy, whose address a later
             # temporary could take): the array behind a text column, Arrow's, or a numpy column's view.
-            key = buffer_key(_raw(obj[column]))
+            key = buffer_key(column_array(obj[column]))
             groups.setdefault(key if key is not None else ("own", name, column), []).append((name, column))
     return groups
 
@@ -307,7 +290,7 @@ def duplicates(ctx: Context) -> Iterable[Draft]:
         for name, obj in members:
             twin = None
             for kname, kobj in kept:
-                if kobj is obj or _share_a_buffer(kobj, obj):
+                if kobj is obj or share_a_buffer(kobj, obj):
                     continue
                 same = kobj.equals(obj) if isinstance(obj, pd.DataFrame) else np.array_equal(kobj, obj)
                 if same:
@@ -320,25 +303,6 @@ def duplicates(ctx: Context) -> Iterable[Draft]:
             if size >= ctx.min_savings:
                 yield Draft("duplicates", name, f"`{name}` holds the same data as `{twin}` ({format_bytes(size)}); keep one.",
                             f"del {name}  # or {name} = {twin}", size, Difficulty.Easy, 0, True)
-
-
-def _share_a_buffer(a: Any, b: Any) -> bool:
-    """True when two frames (or arrays) show the same memory: a shallow copy, a view."""
-    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        return bool(np.shares_memory(a, b))
-    keys = {buffer_key(_raw(a[c])) for c in a.columns} - {None}
-    return any(buffer_key(_raw(b[c])) in keys for c in b.columns)
-
-
-def _raw(col: pd.Series) -> Any:
-    """The array a column holds itself: numpy's, the objects behind a text column, or Arrow's."""
-    array = col.array
-    raw = getattr(array, "_ndarray", None)
-    if isinstance(raw, np.ndarray):
-        return raw
-    if hasattr(array, "_pa_array"):
-        return array
-    return None if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else col.to_numpy()
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (
