@@ -40,7 +40,7 @@ _WARNED: set[str] = set()
 
 
 def choose_tracer(
-    choice: TracerChoice, rate: float | None, interval: int | None, native: bool = True
+    choice: TracerChoice, rate: float | None, interval: int | None, native: bool = False
 ) -> tuple[Tracer | None, str | None]:
     """The tracer a session uses, and a note for the result when it is not the one asked for.
 
