@@ -27,6 +27,8 @@ worker thread with no Python stack made them. (Needs `polars` and `pyarrow`:
     code(
         """
 %load_ext cgmem_nb
+import cgmem_nb
+cgmem_nb.MEMORY_PROFILER.initialize(native_memory=True)   # or MEMORY_PROFILER_NATIVE=1 before starting
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -86,8 +88,8 @@ print(v.loc[["wide", "doubled"], ["type", "category"]].to_string())
     ),
     md(
         """
-Native hooks are on by default on Linux; `ProfilerConfig(native_memory=False)` or
-`MEMORY_PROFILER_NATIVE=0` turns them off (then only Python objects and numpy buffers are seen).
+The native hooks are opt-in for now: `ProfilerConfig(native_memory=True)` or
+`MEMORY_PROFILER_NATIVE=1` turns them on (off, only Python objects and numpy buffers are seen).
 How each library allocates, what is counted and why: `docs/native-memory.md`.
 """
     ),

@@ -201,7 +201,7 @@ class SampledTracer:
         self._depth = 0
         self._interval = parse_interval(interval)
         self._numpy_hooked = False
-        self._native_wanted = self.native_supported()
+        self._native_wanted = False  # sessions turn it on (ProfilerConfig.native_memory)
         self._native_error: str | None = None
         self._numpy_watcher = NumpyImportWatcher(self._numpy_imported)
         self._stack_cache: dict[int, tuple[Frame, ...]] = {}

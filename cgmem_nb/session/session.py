@@ -47,7 +47,7 @@ SAMPLED_MIN_DEPTH = 64
 
 
 def choose_tracer(
-    choice: TracerChoice, rate: float | None, interval: int | None, native: bool = True
+    choice: TracerChoice, rate: float | None, interval: int | None, native: bool = False
 ) -> tuple[Tracer | None, str | None]:
     """The tracer a session uses, and a note for the result when it is not the one asked for.
 

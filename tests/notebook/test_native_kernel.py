@@ -117,7 +117,7 @@ def blk(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def kernel_run(blk: Path) -> tuple[nbformat.NotebookNode, dict[str, int]]:
     """Every available case in one kernel; returns the notebook and each case's check cell."""
-    cells = [f"import os\nos.environ['CGMEM_TEST_BLK'] = {str(blk)!r}\n%load_ext cgmem_nb"]
+    cells = [f"import os\nos.environ['CGMEM_TEST_BLK'] = {str(blk)!r}\nos.environ['MEMORY_PROFILER_NATIVE'] = '1'\n%load_ext cgmem_nb"]
     where: dict[str, int] = {}
     for name, (module, setup, body, lineno, own) in CASES.items():
         if not _available(module):
@@ -172,7 +172,7 @@ def test_a_temporary_inside_one_polars_call_is_in_the_cell_peak() -> None:
         pytest.skip("polars is not installed")
     nb = execute(
         [
-            "%load_ext cgmem_nb",
+            "import os\nos.environ['MEMORY_PROFILER_NATIVE'] = '1'\n%load_ext cgmem_nb",
             "import numpy as np, polars as pl\ndf = pl.DataFrame({'a': np.arange(10_000_000, dtype=np.int64)})",
             "%%memprofile -q -o r\ntotal = df.select(pl.col('a').sort(descending=True).sum())",
             "import json\nprint('JSON:' + json.dumps([r.summary.peak_bytes, r.summary.retained_bytes, int(df.estimated_size())]))",
