@@ -12,6 +12,7 @@ the other subscribers.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Callable, Generic, Self, TypeVar
 
@@ -25,11 +26,12 @@ T = TypeVar("T")
 LOGGED_ERRORS = 3
 
 
-class Closing:
+class Closing(ABC):
     """Mixin: ``with thing:`` closes ``thing`` when the block ends (``close()`` is the subclass's)."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Stop what this object does (each subclass says how); closing twice does nothing."""
 
     def __enter__(self) -> Self:
         return self
