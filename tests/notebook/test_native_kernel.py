@@ -150,7 +150,12 @@ def test_the_line_holds_what_the_library_made(kernel_run: tuple[nbformat.Noteboo
     assert r["location"] == f"In[{r['cell']}]:2", r
     assert r["own"] >= 30 * MB, r
     assert _close(r["retained"], r["own"]), r
-    assert _close(r["peak"], r["own"]), r
+    if name == "pandas_str":
+        # Arrow's string builder grows its buffers by doubling while pandas converts the
+        # objects: the line's peak (the tracer keeps its exact composition) holds that temporary.
+        assert 0.85 * r["own"] <= r["peak"] <= 2 * r["own"], r
+    else:
+        assert _close(r["peak"], r["own"]), r
     assert _close(r["native"], r["own"]), r  # native bytes, not Python objects
     assert r["unknown"] < 0.05 * r["own"], r
 
