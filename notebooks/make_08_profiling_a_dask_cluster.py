@@ -88,7 +88,9 @@ by_prefix = r.tasks.groupby("prefix").agg(
 # what we planted, within 10%
 assert abs(by_prefix.loc["load_part", "retained"] - 40e6) < 4e6        # each part keeps 40 MB: its result
 assert abs(by_prefix.loc["load_part", "result"] - 40e6) < 4e6          # ... as Dask measured it
-assert abs(by_prefix.loc["widen", "peak"] - 180e6) < 18e6              # the 160 MB temporary and np.repeat's 20 MB copy
+# the 160 MB temporary and np.repeat's 20 MB copy; where the worker hands a task its input still
+# packed (seen on CPython 3.13), also the 40 MB copy that unpacks it on the task's first use
+assert 162e6 < by_prefix.loc["widen", "peak"] < 220e6 + 18e6
 assert by_prefix.loc["widen", "retained"] < 1e6                        # and nothing kept
 print(by_prefix["tasks"].to_dict())
 print("largest peak:", by_prefix["peak"].idxmax())
@@ -105,7 +107,7 @@ this notebook are named `In[n]:line` on the workers too, with their source:
 on_workers = r.lines[r.lines["where"] != "kernel"]
 top = on_workers.groupby(["location", "code"], as_index=False)["allocated_bytes"].sum()
 top = top.sort_values("allocated_bytes", ascending=False).head(2)
-assert abs(top["allocated_bytes"].iloc[0] - 4 * 180e6) < 72e6          # widen's 180 MB, in 4 tasks
+assert 4 * 180e6 - 72e6 < top["allocated_bytes"].iloc[0] < 4 * 220e6 + 72e6   # widen's 180 (to 220) MB, in 4 tasks
 for location, code_line in zip(top["location"], top["code"]):
     print(location, "|", code_line)
 """

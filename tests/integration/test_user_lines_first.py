@@ -98,7 +98,9 @@ def test_the_front_ends_allocations_are_not_the_users_lines(shell: Any) -> None:
         shell.run_cell("pool.shutdown()")
     lines = res.lines
     locations = list(lines["location"])
-    assert not [loc for loc in locations if loc.split("/")[0].split(".")[0] in ("json", "jupyter_client", "concurrent", "threading")], locations
+    # The messaging's own lines never show. (The pool's bookkeeping may: on 3.13 a sample can land in
+    # concurrent/futures/_base.py as the result is handed over, a stack with no front-end frame.)
+    assert not [loc for loc in locations if loc.split("/")[0].split(".")[0] in ("json", "jupyter_client")], locations
     assert len(lines) and lines.iloc[0]["location"] == f"In[{res.summary.cell}]:3"
     assert 9 * MB <= lines.iloc[0]["retained_bytes"] <= 11 * MB
     assert res.summary.profiler_bytes >= 6 * MB  # the serialized message, counted as not the user's
