@@ -80,7 +80,7 @@ with warnings.catch_warnings():
         for w in workers:
             w.join()
 import tracemalloc
-print(json.dumps({"summary": dict(session.result.summary), "kept": len(kept), "tracing": tracemalloc.is_tracing(),
+print(json.dumps({"summary": session.result.summary.to_dict(), "kept": len(kept), "tracing": tracemalloc.is_tracing(),
                   "gil": sys._is_gil_enabled()}, default=str))
 """
 
@@ -92,7 +92,7 @@ shell.user_ns.update(mapped=mapped, MB=MB)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)
     res = shell.run_cell("%%memprofile -o r\\nm = mapped(40 * MB)\\n7")
-print(json.dumps({"ok": res.success, "result": res.result, "summary": dict(shell.user_ns["r"].summary)}, default=str))
+print(json.dumps({"ok": res.success, "result": res.result, "summary": shell.user_ns["r"].summary.to_dict()}, default=str))
 """
 
 
