@@ -21,9 +21,9 @@ Two places cannot hold: the first bytecode of a ``with`` block's ``__exit__`` an
 the last one of its ``__enter__``. An interrupt raised there skips the session's
 stop for good (Python calls ``__exit__`` only for exceptions raised in the body).
 So a signal that lands while one of the functions named with :func:`defer_in` is
-on the top few frames is sent again (``signal.raise_signal``) instead of raised:
-it comes back at the next bytecode boundary, and is raised once the main thread
-has left those functions or is held by the stop it entered.
+on the top few frames is sent again a moment later, from a timer thread, instead of
+raised: it is raised once the main thread has left those functions, or held by the
+stop it entered.
 
 Only SIGINT on the main thread is held (Python runs signal handlers there
 only). An asynchronous exception injected into a thread
@@ -43,7 +43,7 @@ __all__ = ["defer_in", "forwards_to_default", "hold", "pending", "release"]
 #: Code objects in which a SIGINT is sent again rather than raised (see :func:`defer_in`).
 _DEFERRING: set[CodeType] = set()
 #: Frames looked at, from the innermost: the deferring function and what it calls before it holds.
-_DEFER_DEPTH = 5
+_DEFER_DEPTH = 12
 
 
 def defer_in(*functions: Callable[..., Any]) -> None:
@@ -51,6 +51,16 @@ def defer_in(*functions: Callable[..., Any]) -> None:
     calls, a few frames deep) runs on the main thread: send the signal again instead."""
     for function in functions:
         _DEFERRING.add(function.__code__)
+
+
+#: Seconds before a deferred signal is sent again.
+_RESEND_S = 0.002
+
+
+def _resend(signum: int) -> None:
+    main = threading.main_thread().ident
+    if main is not None and threading.main_thread().is_alive():
+        signal.pthread_kill(main, signum)
 
 
 def _deferring(frame: FrameType | None) -> bool:
@@ -79,7 +89,9 @@ class _Shield:
             self.pending = (signum, frame)
             return None
         if _deferring(frame):
-            signal.raise_signal(signum)  # handled again at the next bytecode boundary
+            # Sent again in a moment, from another thread (never from inside this handler,
+            # which would run it again within this very frame).
+            threading.Timer(_RESEND_S, _resend, args=(signum,)).start()
             return None
         previous = self.previous
         if callable(previous):

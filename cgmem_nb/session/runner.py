@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Callable, TypeVar
 
 from .result import ProfileResult
+from . import interrupts
 from .session import Session
 
 __all__ = ["Deliver", "run_in_session"]
@@ -68,3 +69,7 @@ def _finish(session: Session, deliver: Deliver, error: BaseException | None) -> 
         deliver(session.result, error if late is None else late)
     if late is not None:
         raise late
+
+
+# A signal at _finish's first bytecodes (before its retry loop) would skip the session's stop.
+interrupts.defer_in(_finish)
