@@ -9,7 +9,6 @@ import re
 import socket
 import urllib.error
 import urllib.request
-from typing import Iterator
 
 import pandas as pd
 import pytest
@@ -40,16 +39,6 @@ def profiler() -> MemoryProfiler:
     with prof.session("http-test"):
         kept = [bytes(MB) for _ in range(3)]  # noqa: F841
     return prof
-
-
-@pytest.fixture
-def dash(profiler: MemoryProfiler) -> Iterator[MemoryDashboard]:
-    d = MemoryDashboard(profiler)
-    d.start_server(port=0, quiet=True)
-    try:
-        yield d
-    finally:
-        d.stop()
 
 
 def base(d: MemoryDashboard) -> str:

@@ -6,11 +6,9 @@ import json
 import subprocess
 import sys
 import textwrap
-from typing import Iterator
 
 import pytest
 
-from cgmem_nb import MemoryProfiler, ProfilerConfig
 from cgmem_nb.engine import probes
 from cgmem_nb.outputs.dashboard import MemoryDashboard
 
@@ -51,16 +49,6 @@ CLIENT_SCRIPT = textwrap.dedent(
     print(json.dumps({"ok": ok[0], "errors": errors[:5], "error_count": len(errors)}))
     """
 )
-
-
-@pytest.fixture
-def dash() -> Iterator[MemoryDashboard]:
-    d = MemoryDashboard(MemoryProfiler(ProfilerConfig()))
-    d.start_server(port=0, quiet=True)
-    try:
-        yield d
-    finally:
-        d.stop()
 
 
 def test_fifty_metrics_clients_for_ten_seconds(dash: MemoryDashboard) -> None:

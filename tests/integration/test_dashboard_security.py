@@ -12,7 +12,6 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
-from typing import Iterator
 
 import pytest
 
@@ -51,16 +50,6 @@ def raw_status(port: int, request: bytes) -> int:
 @pytest.fixture
 def profiler() -> MemoryProfiler:
     return MemoryProfiler(ProfilerConfig(memory_limit_bytes=4000 * MB))
-
-
-@pytest.fixture
-def dash(profiler: MemoryProfiler) -> Iterator[MemoryDashboard]:
-    d = MemoryDashboard(profiler)
-    d.start_server(port=0, quiet=True)
-    try:
-        yield d
-    finally:
-        d.stop()
 
 
 # -- DNS rebinding ----------------------------------------------------------------------------
