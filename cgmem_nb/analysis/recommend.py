@@ -16,63 +16,22 @@ modify the user's objects.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..schema import Difficulty, MemoryLeak, Recommendation
-from ..session.holders import Observation
-from ..session.result import ProfileResult
+from ..schema import Difficulty, Recommendation
 from ..units import format_bytes
 from .leaks import RESET_OUT
 from .buffers import buffer_key, column_array, share_a_buffer
+from .drafts import MB, Context, Draft, Rule
+from .native import arrow_pool, library_duplicates
 from .savings import arrow_text, category_savings, smallest_int_dtype
 
 log = logging.getLogger(__name__)
 
-MB = 1000**2
 
-
-@dataclass(frozen=True)
-class Draft:
-    """A recommendation before ranking (no priority yet)."""
-
-    rule: str
-    target: str
-    description: str
-    action: str
-    estimated_savings: int
-    difficulty: Difficulty
-    savings_error: int = 0
-    measured: bool = True
-
-
-@dataclass
-class Context:
-    """What the rules read. Objects in ``namespace`` are measured, never changed."""
-
-    #: User variables (name -> object).
-    namespace: Mapping[str, Any] = field(default_factory=dict)
-    observations: Sequence[Observation] = ()
-    leaks: Sequence[MemoryLeak] = ()
-    results: Sequence[ProfileResult] = ()
-    #: Smallest savings worth a recommendation.
-    min_savings: int = 1 * MB
-    #: Columns up to this many rows are measured exactly; longer ones from a sample.
-    exact_rows: int = 100_000
-    sample_rows: int = 50_000
-    #: Share of distinct values under which a text column should be a category.
-    max_unique_share: float = 0.5
-
-    @property
-    def last(self) -> Observation | None:
-        """The latest observation."""
-        return self.observations[-1] if self.observations else None
-
-
-Rule = Callable[[Context], Iterable[Draft]]
 
 
 # -- the rules ------------------------------------------------------------------------------------
@@ -312,8 +271,10 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     category_columns,
     downcast_numbers,
     duplicates,
+    library_duplicates,
     big_temporaries,
     fragmentation,
+    arrow_pool,
 )
 
 
@@ -356,11 +317,13 @@ RECOMMENDATION_ENGINE = RecommendationEngine()
 
 __all__ = [
     "DEFAULT_RULES",
+    "MB",
     "RECOMMENDATION_ENGINE",
     "Context",
     "Draft",
     "RecommendationEngine",
     "Rule",
+    "arrow_pool",
     "big_temporaries",
     "buffer_key",
     "category_columns",
@@ -370,6 +333,7 @@ __all__ = [
     "duplicates",
     "fragmentation",
     "leak_holders",
+    "library_duplicates",
     "output_history",
     "smallest_int_dtype",
     "unbounded_caches",

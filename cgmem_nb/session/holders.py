@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..engine import heap, probes
-from . import notebook
+from . import notebook, pools
+from .pools import PoolReading
 from ..sizing import Measure, measure
 from .namespace import cache_contents, categorize, get_shell, hidden_names, is_lru_cache, output_holders, type_name, user_variables
 from .variables import WALK_LIMIT, Claimed, exclusive_bytes, measure_cached
@@ -84,6 +85,9 @@ class Observation:
     cost_s: float = 0.0
     #: Bytes ``malloc_trim(0)`` would give back to the system (glibc), or None.
     heap_releasable: int | None = None
+    #: Arrow's default memory pool (None unless pyarrow is imported): what its data uses
+    #: and what it keeps resident.
+    arrow_pool: PoolReading | None = None
 
 
 # The user's modules found for the modules imported now, keyed by those modules' identities:
@@ -256,6 +260,7 @@ def observe(
         holders=holders,
         cost_s=time.perf_counter() - started,
         heap_releasable=heap.releasable_bytes(),
+        arrow_pool=pools.arrow_pool(),
     )
 
 

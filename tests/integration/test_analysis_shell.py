@@ -359,7 +359,8 @@ def test_leak_recommendation_saves_what_clearing_the_holder_frees(shell: Any, tr
     _check_savings(shell, "leak_holders", "hoard", "hoard.clear()")
 
 
-FRAGMENTATION = r"""
+#: A fresh process's IPython shell with the extension loaded, and ``ok(code)`` to run a cell.
+FRESH_SHELL = r"""
 import json
 from IPython.testing.globalipapp import start_ipython
 from cgmem_nb.engine import heap, probes
@@ -370,6 +371,9 @@ def ok(code):
     result = shell.run_cell(code)
     assert result.success, result.error_in_exec or result.error_before_exec
     return result.result
+"""
+
+FRAGMENTATION = FRESH_SHELL + r"""
 heap.malloc_trim()
 ok("import gc\nblocks = [bytes(20_000) for _ in range(4000)]\ndel blocks[::2]\ngc.collect()")
 recs = ok("%memrecs")
@@ -400,6 +404,47 @@ def test_fragmentation_recommendation_estimates_what_malloc_trim_returns() -> No
     estimate, freed = found["estimate"], found["freed"]
     assert freed > 30 * MB
     assert abs(estimate - freed) <= 0.10 * freed, (estimate, freed)
+
+
+POOL = FRESH_SHELL + r"""
+ok("import numpy as np, pyarrow as pa, pyarrow.compute as pc\nbase = pa.array(np.arange(25_000_000, dtype=np.int64))")
+ok("%%memprofile -q -o r\nbig = pc.multiply(base, 2)")  # 200 MB in Arrow's pool
+r = shell.user_ns["r"]
+ok("del big, base")
+recs = ok("%memrecs")
+row = recs[recs["rule"] == "arrow_pool"]
+estimate = int(row["estimated_savings"].iloc[0]) if len(row) == 1 else None
+before = probes.rss()
+if estimate is not None:
+    ok(row["action"].iloc[0])
+print(json.dumps({
+    "backend": shell.user_ns["pa"].default_memory_pool().backend_name, "native": r.summary.native,
+    "native_retained": r.summary.native_retained_bytes, "rows": len(row), "estimate": estimate,
+    "freed": before - probes.rss(),
+}))
+"""
+
+
+def test_arrow_pool_recommendation_estimates_what_release_unused_returns() -> None:
+    """In a fresh process (the pool's state is the process's): 200 MB of Arrow data made and dropped."""
+    import json
+    import os
+    import subprocess
+
+    pytest.importorskip("pyarrow")
+    env = dict(os.environ, MEMORY_PROFILER_NATIVE="1")  # on explicitly (opt-in for now)
+    out = subprocess.run([sys.executable, "-c", POOL], capture_output=True, text=True, timeout=180, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["native"] is True  # the hooks ran (and saw the result in the pool)
+    assert abs(found["native_retained"] - 200 * MB) <= 0.15 * 200 * MB, found
+    if found["backend"] != "mimalloc":
+        pytest.skip(f"Arrow's pool is {found['backend']} here; mimalloc (the default) keeps freed pages")
+    assert found["rows"] == 1, found
+    estimate, freed = found["estimate"], found["freed"]
+    assert abs(estimate - 200 * MB) <= 0.10 * 200 * MB, found  # what the test dropped
+    assert freed > 150 * MB, found
+    assert abs(estimate - freed) <= 0.10 * freed, found  # what release_unused() gave back
 
 
 def test_profiled_cell_result_carries_its_recommendations_and_patterns(shell: Any) -> None:
