@@ -23,7 +23,8 @@ import pandas as pd
 from .. import schema
 from ..engine.monitor import MONITOR
 from ..errors import ExportError, ResultFormatError
-from ..schema import PressureLevel, leaks_frame, recommendations_frame
+from ..schema import PressureLevel, Summary, leaks_frame, recommendations_frame
+from ..session import pools
 from ..session.serialize import (
     NA_REP,
     check_table_name,
@@ -48,6 +49,7 @@ __all__ = [
     "findings_tables",
     "frame_to_csv_text",
     "metrics_dict",
+    "native_figures",
     "profiler_csv",
     "profiler_dict",
     "profiler_json",
@@ -64,9 +66,25 @@ _VERSION = 1
 
 
 # -- the profiler's state ----------------------------------------------------------------------
+def native_figures(s: Summary) -> dict[str, Any]:
+    """A session's Python / native split (the summary's figures; None for each figure when the
+    native hooks did not run, so a missing figure is never read as 0)."""
+    ran = s.native
+    return {
+        "native": ran,
+        "python_peak_bytes": s.python_peak_bytes if ran else None,
+        "native_peak_bytes": s.native_peak_bytes if ran else None,
+        "native_retained_bytes": s.native_retained_bytes if ran else None,
+        "worker_bytes": s.worker_bytes if ran else None,
+        "unknown_bytes": s.unknown_bytes if ran else None,
+        "rss_explained": s.rss_explained if ran else None,
+    }
+
+
 def metrics_dict(profiler: MemoryProfiler, metrics: MemoryMetrics | None = None) -> dict[str, Any]:
     """The profiler's current figures as a JSON-safe dict (``/api/metrics.json``)."""
     m = metrics if metrics is not None else profiler.get_metrics()
+    last = profiler.last_result
     return {
         "time": time.time(),
         "current_bytes": m.current_usage,
@@ -84,6 +102,8 @@ def metrics_dict(profiler: MemoryProfiler, metrics: MemoryMetrics | None = None)
         "active_sessions": m.active_sessions,
         "sessions_finished": profiler.sessions_finished,
         "by_category": dict(m.by_category),
+        # The latest finished session's label and Python / native split (None before any).
+        "last_session": None if last is None else {"label": last.summary.label, **native_figures(last.summary)},
     }
 
 
@@ -136,10 +156,12 @@ def profiler_tables(profiler: MemoryProfiler, *, analysis: bool = True) -> dict[
                 "interrupted": s.interrupted,
                 "guard_triggered": s.guard_triggered,
                 "error": s.error,
+                **native_figures(s),
             }
         )
     m = metrics_dict(profiler, metrics)
     m.pop("by_category")
+    m.pop("last_session")
     tables = {
         "metrics": schema.make_frame("metrics", [m]),
         "sessions": schema.make_frame("sessions", sessions),
@@ -206,6 +228,12 @@ def prometheus(profiler: MemoryProfiler | None = None, *, leaks_detected: int | 
     ``cgmem_pressure_level`` (0 Low to 3 Critical), ``cgmem_active_sessions``.
     Counters: ``cgmem_allocations_total``, ``cgmem_deallocations_total``,
     ``cgmem_leaks_detected_total``, ``cgmem_sessions_total``.
+    When the latest finished session sampled native memory: ``cgmem_session_peak_bytes{domain}``
+    and ``cgmem_session_retained_bytes{domain}`` (``domain`` ``python`` or ``native``; they sum to
+    its traced peak and retained bytes), ``cgmem_session_worker_bytes``,
+    ``cgmem_session_unknown_bytes``, ``cgmem_session_rss_explained_ratio``. When pyarrow is
+    imported: ``cgmem_arrow_pool_bytes{backend,state}`` (``state`` ``in_use``: Arrow's
+    ``bytes_allocated()``; ``unused``: resident pages the pool keeps beyond that).
     ``leaks_detected`` overrides the leak count (the dashboard passes the leaks its
     feed saw); by default it is the number of findings of ``detect_leaks()``.
     """
@@ -223,6 +251,8 @@ def prometheus(profiler: MemoryProfiler | None = None, *, leaks_detected: int | 
     cats = category_rows(profiler, metrics)
     if leaks_detected is None:
         leaks_detected = len(profiler.detect_leaks(observe=False))
+    last = profiler.last_result
+    pool = pools.arrow_pool()
 
     def families() -> Iterable[Any]:
         for name, doc, value in (
@@ -239,6 +269,16 @@ def prometheus(profiler: MemoryProfiler | None = None, *, leaks_detected: int | 
         for row in cats:
             cat.add_metric([row["category"], row["source"]], float(row["bytes"]))
         yield cat
+        if last is not None and last.summary.native:
+            yield from _native_families(last.summary, GaugeMetricFamily)
+        if pool is not None:
+            arrow = GaugeMetricFamily(
+                "cgmem_arrow_pool_bytes", "Arrow's default memory pool: bytes its data uses (in_use) and resident "
+                "bytes it keeps beyond them (unused; release_unused() returns them).", labels=["backend", "state"],
+            )
+            arrow.add_metric([pool.backend, "in_use"], float(pool.allocated_bytes))
+            arrow.add_metric([pool.backend, "unused"], float(pool.unused_bytes))
+            yield arrow
         for name, doc, value in (
             ("cgmem_allocations", "Manual allocation records.", m["allocation_count"]),
             ("cgmem_deallocations", "Manual deallocation records.", m["deallocation_count"]),
@@ -254,3 +294,25 @@ def prometheus(profiler: MemoryProfiler | None = None, *, leaks_detected: int | 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector())
     return generate_latest(registry).decode("utf-8")
+
+
+def _native_families(s: Summary, gauge: Any) -> Iterable[Any]:
+    """The latest session's Python / native split as gauges (a session that sampled native memory)."""
+    for name, doc, python, native in (
+        ("cgmem_session_peak_bytes", "The latest finished session's traced peak, by allocator domain "
+         "(python: Python objects and numpy buffers; native: C heap, mmap, library pools).",
+         s.python_peak_bytes, s.native_peak_bytes),
+        ("cgmem_session_retained_bytes", "Traced bytes the latest finished session kept, by allocator domain.",
+         s.retained_bytes - s.native_retained_bytes, s.native_retained_bytes),
+    ):
+        family = gauge(name, doc, labels=["domain"])
+        family.add_metric(["python"], float(python))
+        family.add_metric(["native"], float(native))
+        yield family
+    yield gauge("cgmem_session_worker_bytes", "Bytes of the latest session allocated on threads with no Python frame "
+                "and charged to the statement it ran.", value=float(s.worker_bytes))
+    yield gauge("cgmem_session_unknown_bytes", "Bytes of the latest session no running statement explains.",
+                value=float(s.unknown_bytes))
+    if s.rss_explained is not None:
+        yield gauge("cgmem_session_rss_explained_ratio", "Share of the latest session's RSS growth its lines explain "
+                    "(0 to 1).", value=float(s.rss_explained))

@@ -38,6 +38,7 @@ from .charts import PANEL, Chart, ChartContext, TimelineChart, charts_for
 from .feed import FeedCursor, FeedFigures, LiveFeed
 from .bokehjs import clear_bokehjs_output, has_widget_frontend, load_bokehjs
 from .panel_static import static_bundle, timeline_svg
+from .report import native_line
 from .theme import LEVEL_COLORS
 
 #: Events that come several times a second: they redraw at most ``max_rate`` times a second.
@@ -230,11 +231,21 @@ class LivePanel:
     def _state(self) -> str:
         return "final" if self.final is not None else ("closed" if self.closed else "live")
 
+    def native_text(self) -> str:
+        """The latest finished session's Python / native split, as the report words it
+        (``""`` unless that session sampled native memory)."""
+        s = self.figures.last_summary
+        line = native_line(s)
+        return f"{s.label}: {line}" if s is not None and line else ""
+
     def status_text(self) -> str:
         """The figures and pressure as one plain line (what the status widget says)."""
         figures = " · ".join(f"{k} {v}" for k, v in self._figure_items())
         f = self.figures
-        return f"{self.title} [{self._state()}] pressure {f.level.value} ({f.fraction:.0%}) · {figures}"
+        native = self.native_text()
+        return f"{self.title} [{self._state()}] pressure {f.level.value} ({f.fraction:.0%}) · {figures}" + (
+            f" · {native}" if native else ""
+        )
 
     def _status_html(self) -> str:
         e = html.escape
@@ -252,6 +263,9 @@ class LivePanel:
             extra += f'<span style="color:#666">gaps without samples</span> {f.gaps} '
         if f.cell_notes:
             extra += f'<span style="color:#666">last cell</span> {e(f.cell_notes[-1])}'
+        native = self.native_text()
+        if native:
+            extra += f'<div class="cgmem-panel-native">{e(native)}</div>'
         return (
             '<div style="font-family:var(--jp-ui-font-family,sans-serif);font-size:13px">'
             f"<b>cgmem_nb · {e(self.title)}</b> <span style=\"color:#666\">[{self._state()}]</span>"

@@ -29,7 +29,7 @@ def _headline(result: ProfileResult) -> list[tuple[str, str]]:
         ("Peak (traced)", format_bytes(s.peak_bytes) + est),
         ("Retained", format_bytes(s.retained_bytes, signed=True) + est),
         ("RSS", f"{format_bytes(s.rss_before_bytes)} → {format_bytes(s.rss_after_bytes)} (peak {format_bytes(s.rss_peak_bytes)})"),
-        *_native_rows(s),
+        *native_rows(s),
         ("Limit", f"{format_bytes(s.limit_bytes)} ({s.limit_source})"),
         ("Duration", f"{s.duration_s:.2f} s"),
         ("Tracer", f"{s.tracer}, {s.stack_depth} frames"),
@@ -42,8 +42,10 @@ def _headline(result: ProfileResult) -> list[tuple[str, str]]:
     return rows
 
 
-def _native_rows(s: Summary) -> list[tuple[str, str]]:
-    """Python, native and process figures kept apart (sessions that sampled native memory)."""
+def native_rows(s: Summary) -> list[tuple[str, str]]:
+    """Python, native and process figures kept apart (sessions that sampled native memory; none
+    for the others, whose views stay as they were). The report's headline rows, the live
+    panel's and the dashboard's line (:func:`native_line`)."""
     if not s.native:
         return []
     if s.rss_explained is None:
@@ -59,6 +61,14 @@ def _native_rows(s: Summary) -> list[tuple[str, str]]:
             f"{format_bytes(s.unknown_bytes)} no statement explains (<unknown>)",
         ),
     ]
+
+
+def native_line(s: Summary | None) -> str:
+    """:func:`native_rows` as one line (``"Python / native: 0.1 MB / 200.0 MB at the peak · ..."``),
+    or ``""`` when the session did not sample native memory."""
+    return "" if s is None else " · ".join(f"{k}: {v}" for k, v in native_rows(s))
+
+
 def ended_by(result: ProfileResult) -> str:
     """The error that ended the session, with its reason when the exception carries none
     (the guard's or the user's ``KeyboardInterrupt``)."""

@@ -252,6 +252,13 @@ PROFILER_TABLES: dict[str, tuple[Column, ...]] = {
         ("interrupted", "boolean", "True when the cell ended with KeyboardInterrupt (the guard, or the user)."),
         ("guard_triggered", "boolean", "True when the memory guard interrupted the session."),
         ("error", "string", "The exception the session ended with, if any."),
+        ("native", "boolean", "True when the session sampled native memory (C heap, mmap, library pools); the columns after it are missing otherwise."),
+        ("python_peak_bytes", _BYTES, "Of `peak_bytes`, what Python's allocators held (objects and numpy buffers)."),
+        ("native_peak_bytes", _BYTES, "Of `peak_bytes`, what native allocators held."),
+        ("native_retained_bytes", _BYTES, "Of `retained_bytes`, what native allocators still held at the end."),
+        ("worker_bytes", _BYTES, "Bytes allocated on threads with no Python frame and charged to the statement the session ran."),
+        ("unknown_bytes", _BYTES, "Bytes no running statement explains (`<unknown>`)."),
+        ("rss_explained", "float64", "Share of the RSS growth at its peak that the lines explain (0 to 1); missing when RSS did not grow."),
     ),
     "allocations": _cols(
         ("allocation_id", "Int64", "Id returned by `record_allocation()`."),

@@ -10,9 +10,11 @@ charts every ``update_ms`` milliseconds; no document is modified from another th
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ...units import format_bytes
+from ..report import native_line
 from ..charts import DASHBOARD, Chart, ChartContext, charts_for
 from ..feed import FeedCursor, FeedFigures, LiveFeed
 from ..theme import LEVEL_COLORS
@@ -31,7 +33,8 @@ _TEMPLATE = "{% extends base %}{% block preamble %}" + VIEWPORT + "{% endblock %
 
 
 def header_html(figures: FeedFigures, metrics: dict[str, Any], pages: int) -> str:
-    """The figure cards: current, peak, limit, pressure, rates, traced, sessions."""
+    """The figure cards: current, peak, limit, pressure, rates, traced, sessions; under them, the
+    latest session's Python / native split when it sampled native memory."""
     level = figures.level
 
     def card(title: str, value: str, extra: str = "") -> str:
@@ -53,10 +56,18 @@ def header_html(figures: FeedFigures, metrics: dict[str, Any], pages: int) -> st
         card("traced", size(figures.traced_bytes)),
         card("sessions", f"{metrics.get('active_sessions', 0)} running · {metrics.get('sessions_finished', 0)} done"),
     ]
+    last = figures.last_summary
+    native = native_line(last)
+    split = (
+        f"<div class='cgmem-native' style='font-size:12px;margin-top:4px'><span style='color:#666'>"
+        f"{html.escape(last.label)}</span> {html.escape(native)}</div>"
+        if last is not None and native
+        else ""
+    )
     return (
         "<div style='display:flex;flex-wrap:wrap;gap:6px;font-family:sans-serif'>"
         + "".join(cards)
-        + f"</div><div style='font-size:10px;color:#888;margin-top:2px'>{pages} page(s) open</div>"
+        + f"</div>{split}<div style='font-size:10px;color:#888;margin-top:2px'>{pages} page(s) open</div>"
     )
 
 
