@@ -88,6 +88,63 @@ print(v.loc[["wide", "doubled"], ["type", "category"]].to_string())
     ),
     md(
         """
+## Everywhere the numbers show up
+
+The split is in the report, and in every other view: the live panel (`%%memprofile --live`) and
+the dashboard (`%memdash`) show a line under their figures (`Python / native: … at the peak`),
+a result's `stacks.csv` has the `domain` and `via` columns, the profiler's `sessions` table and
+`/api/metrics.json` carry the split, and the Prometheus text has it as gauges with a `domain`
+label:
+"""
+    ),
+    code(
+        """
+from prometheus_client.parser import text_string_to_metric_families
+text = cgmem_nb.export.prometheus()
+gauges = {(s.name, s.labels.get("domain")): s.value
+          for family in text_string_to_metric_families(text) for s in family.samples}
+made = theirs["polars"] + theirs["arrow"]     # what the profiled cell made, by the libraries' count
+assert abs(gauges[("cgmem_session_peak_bytes", "native")] - made) <= 0.15 * made
+assert abs(gauges[("cgmem_session_peak_bytes", "native")] - native.summary.native_peak_bytes) <= 1
+print(sorted(key for key in gauges if key[0] in ("cgmem_session_peak_bytes", "cgmem_session_retained_bytes")))
+"""
+    ),
+    md(
+        """
+## What to change: recommendations about native memory
+
+Two rules of `%memrecs` look at native memory. **`arrow_pool`**: Arrow's memory pool (mimalloc by
+default) keeps the pages of freed buffers resident for its next allocations; the rule compares the
+pool's resident pages with what its data uses and says how much `release_unused()` gives back.
+**`library_duplicates`**: the same data held twice by Polars, Arrow or pandas objects in memory of
+their own (a frame and its `to_pandas()` copy); conversions that share buffers (`to_arrow()`,
+`pl.from_arrow`) are one copy and are never named.
+"""
+    ),
+    code(
+        """
+from cgmem_nb.engine import probes
+head = wide.head(2_000_000)                   # a zero-copy slice of `wide`
+head_pd = head.to_pandas()                    # a copy: the same data held twice
+head_arrow = head.to_arrow()                  # shares head's buffers: not a copy
+freed = doubled.nbytes
+del doubled                                   # Arrow's pool keeps its 80 MB resident
+recs = %memrecs
+recs = recs.raw.set_index("rule")            # the plain DataFrame (bytes as numbers)
+pool = int(recs.loc["arrow_pool", "estimated_savings"])
+assert abs(pool - freed) <= 0.15 * freed, (pool, freed)
+twice = recs.loc[["library_duplicates"]]
+assert twice["target"].tolist() == ["head_pd"]
+assert int(twice["estimated_savings"].iloc[0]) == int(head_pd.memory_usage(deep=True).sum())
+before = probes.rss()
+pa.default_memory_pool().release_unused()     # the rule's action
+assert abs((before - probes.rss()) - pool) <= 0.15 * pool
+print(sorted(set(recs.index) & {"arrow_pool", "library_duplicates"}))
+print("release_unused() gave back what the rule said (asserted above)")
+"""
+    ),
+    md(
+        """
 The native hooks are opt-in for now: `ProfilerConfig(native_memory=True)` or
 `MEMORY_PROFILER_NATIVE=1` turns them on (off, only Python objects and numpy buffers are seen).
 How each library allocates, what is counted and why: `docs/native-memory.md`.
