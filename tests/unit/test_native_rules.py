@@ -87,3 +87,27 @@ def test_the_rules_and_the_pool_reading_import_neither_polars_nor_pyarrow() -> N
     out = subprocess.run([sys.executable, "-c", LAZY], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["False", "True"]
+
+
+SYSTEM_POOL = """
+import numpy as np, pyarrow as pa
+from cgmem_nb.analysis.native import arrow_pool
+from cgmem_nb.analysis.recommend import Context
+from cgmem_nb.session.holders import observe
+assert pa.default_memory_pool().backend_name == "system"
+heap = [bytes(200) for _ in range(300_000)]  # 60+ MB of malloc's heap in use beside the pool's blocks
+kept = pa.array(np.arange(1000)).cast(pa.int32())  # a block of the pool in that heap
+obs = observe({}, limit=10**10)
+print(obs.arrow_pool.resident_bytes, len(list(arrow_pool(Context(observations=[obs])))))
+"""
+
+
+def test_the_system_pool_is_not_read_as_its_heap() -> None:
+    """Arrow's ``system`` pool allocates with malloc: the mapping of its blocks is malloc's heap,
+    which holds everything else's memory too (the fragmentation rule reads that one)."""
+    import os
+
+    env = dict(os.environ, ARROW_DEFAULT_MEMORY_POOL="system")
+    out = subprocess.run([sys.executable, "-c", SYSTEM_POOL], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["0", "0"]
