@@ -74,37 +74,32 @@ def _pandas_column(series: Any, pa: Any) -> Any:
     return pa.chunked_array([pa.array(values)]) if isinstance(values, np.ndarray) else None
 
 
-def _columns(obj: Any, library: str, pa: Any) -> tuple[str, tuple[str, ...], list[Any]] | None:
-    """``(kind, column names, Arrow chunked arrays)`` of a frame (``kind="frame"``) or a single
-    column (``"column"``), without copying data; None when it cannot be had without a copy."""
+def _columns(obj: Any, library: str, pa: Any) -> list[Any] | None:
+    """The Arrow chunked arrays of a frame's columns (or of one column), had without copying
+    data; None when they cannot be (the object is then not compared)."""
     if library == "pyarrow":
         if isinstance(obj, pa.Table):
-            return "frame", tuple(obj.column_names), list(obj.columns)
+            return list(obj.columns)
         if isinstance(obj, pa.RecordBatch):
-            return "frame", tuple(obj.schema.names), [pa.chunked_array([c]) for c in obj.columns]
+            return [pa.chunked_array([c]) for c in obj.columns]
         if isinstance(obj, pa.ChunkedArray):
-            return "column", (), [obj]
-        if isinstance(obj, pa.Array):
-            return "column", (), [pa.chunked_array([obj])]
-        return None
+            return [obj]
+        return [pa.chunked_array([obj])] if isinstance(obj, pa.Array) else None
     if library == "polars":
         pl = sys.modules["polars"]
         newest = pl.CompatLevel.newest()  # Polars' own string layout: no conversion copy
         if isinstance(obj, pl.DataFrame):
-            table = obj.to_arrow(compat_level=newest)
-            return "frame", tuple(table.column_names), list(table.columns)
-        if isinstance(obj, pl.Series):
-            return "column", (), [pa.chunked_array([obj.to_arrow(compat_level=newest)])]
-        return None
+            return list(obj.to_arrow(compat_level=newest).columns)
+        return [pa.chunked_array([obj.to_arrow(compat_level=newest)])] if isinstance(obj, pl.Series) else None
     pd = sys.modules["pandas"]
     if isinstance(obj, pd.DataFrame):
         if not obj.columns.is_unique:
             return None
         cols = [_pandas_column(obj[c], pa) for c in obj.columns]
-        return None if any(c is None for c in cols) else ("frame", tuple(map(str, obj.columns)), cols)
+        return None if any(c is None for c in cols) else cols
     if isinstance(obj, pd.Series):
         col = _pandas_column(obj, pa)
-        return None if col is None else ("column", (), [col])
+        return None if col is None else [col]
     return None
 
 
@@ -181,7 +176,7 @@ def library_duplicates(ctx: Context) -> Iterable[Draft]:
             except Exception:  # an object that will not convert without a copy (or at all): not compared
                 continue
             if found is not None:
-                converted.append((name, library, found[2]))
+                converted.append((name, library, found))
         yield from _twins(ctx, converted)
 
 
