@@ -10,7 +10,8 @@ Each run is a separate process (so one run's memory never helps the next);
 modes are interleaved run by run (and interpreters, with several ``--python``);
 the table shows medians and the ratio of each mode's median wall time to the
 unprofiled median. Modes: ``none`` (unprofiled), ``tracer`` (the sampled tracer
-alone, started and stopped around the work, no session), ``sampled`` and ``exact``
+alone, started and stopped around the work at the depth a session gives it, at
+least 64 frames; no session), ``sampled`` and ``exact``
 (a whole default ``MEMORY_PROFILER.session()`` with that tracer). "report" is the
 time from the end of the workload to the finished ProfileResult (the session's
 end; its tables and analysis are built when first read, which no mode does). An empty warm-up
@@ -61,11 +62,13 @@ def child(workload: str, mode: str, empty: bool, tick_s: float | None) -> None:
     elif mode == "tracer":
         from cgmem_nb import MEMORY_PROFILER
         from cgmem_nb.engine.sampled import get_tracer
+        from cgmem_nb.session.session import SAMPLED_MIN_DEPTH
 
         tracer = get_tracer()
         if tracer is None:
             raise SystemExit("the sampled tracer is not available here")
-        depth = MEMORY_PROFILER.config.stack_trace_depth
+        # The depth a default session gives the sampled tracer (at least SAMPLED_MIN_DEPTH frames).
+        depth = max(MEMORY_PROFILER.config.stack_trace_depth, SAMPLED_MIN_DEPTH)
         tracer.start(depth)  # warm-up: loads the extension and hooks numpy, as a first session would
         tracer.stop()
         t0 = work_end = time.perf_counter()
