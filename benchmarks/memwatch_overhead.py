@@ -13,9 +13,9 @@ and the first watched cell, which measures the whole namespace once.
 with a tenth of that namespace (a 40 MB array, a 200,000-row frame, 10,000 dicts)
 and a ``notebook`` of cells that do work (filter, groupby, string lengths, a
 numpy slice, a Python loop; every fifth cell keeps a new frame under one of three
-names). One process per mode runs the setup only; its count is subtracted, so
-what is compared is the cells themselves (and ``%memwatch on``) plain and
-watched: the first watched cell measures the whole namespace, later ones reuse
+names). One more process runs the setup alone; its count is subtracted from
+every run, so what is compared is the cells themselves (and ``%memwatch on``)
+plain and watched: the first watched cell measures the whole namespace, later ones reuse
 the cached sizes of what did not change and measure what did. Run with ``--cells
 N`` and ``2N``, the difference gives the steady cost of one more watched cell.
 The watcher's in-cell interval (30 s by default) is stretched 50 times under
