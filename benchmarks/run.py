@@ -10,7 +10,8 @@ Each run is a separate process (so one run's memory never helps the next);
 modes are interleaved run by run (and interpreters, with several ``--python``);
 the table shows medians and the ratio of each mode's median wall time to the
 unprofiled median. Modes: ``none`` (unprofiled), ``tracer`` (the sampled tracer
-alone, started and stopped around the work, no session), ``sampled`` and ``exact``
+alone, started and stopped around the work at the depth a session gives it, at
+least 64 frames; no session), ``sampled`` and ``exact``
 (a whole default ``MEMORY_PROFILER.session()`` with that tracer). "report" is the
 time from the end of the workload to the finished ProfileResult (the session's
 end; its tables and analysis are built when first read, which no mode does). An empty warm-up
@@ -24,6 +25,12 @@ the work plus everything the session adds, start, monitor, snapshots and report)
 Under valgrind code runs about 50 times slower, so the monitor's tick is
 stretched by the same factor (5 s instead of 0.1 s) to keep ticks per unit of
 work as they are natively.
+
+``--stack N`` runs each workload N Python frames deeper. A script's workload runs
+a few frames from the top of its stack, a notebook cell's about 22 (ipykernel,
+tornado, asyncio, IPython), and the sampled tracer walks a stack to its top (at
+most 64 frames) at every sample: ``--stack 20`` counts what that walk costs in a
+kernel.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -42,12 +50,19 @@ from crosspython import python_label, run_child  # noqa: E402
 VALGRIND_TICK_S = 5.0
 
 
-def child(workload: str, mode: str, empty: bool, tick_s: float | None) -> None:
+def nested(func: Callable[[], object], frames: int) -> Callable[[], object]:
+    """``func`` called from ``frames`` nested Python frames (a kernel's cell runs about 22 deep)."""
+    def call(n: int) -> object:
+        return func() if n <= 0 else call(n - 1)
+    return lambda: call(frames)
+
+
+def child(workload: str, mode: str, empty: bool, tick_s: float | None, stack: int = 0) -> None:
     from workloads import WORKLOADS
 
     import psutil
 
-    func = WORKLOADS[workload]
+    func = nested(WORKLOADS[workload], stack) if stack else WORKLOADS[workload]
     import numpy  # noqa: F401 - imported before timing in every mode alike
     import pandas  # noqa: F401
 
@@ -61,11 +76,13 @@ def child(workload: str, mode: str, empty: bool, tick_s: float | None) -> None:
     elif mode == "tracer":
         from cgmem_nb import MEMORY_PROFILER
         from cgmem_nb.engine.sampled import get_tracer
+        from cgmem_nb.session.session import SAMPLED_MIN_DEPTH
 
         tracer = get_tracer()
         if tracer is None:
             raise SystemExit("the sampled tracer is not available here")
-        depth = MEMORY_PROFILER.config.stack_trace_depth
+        # The depth a default session gives the sampled tracer (at least SAMPLED_MIN_DEPTH frames).
+        depth = max(MEMORY_PROFILER.config.stack_trace_depth, SAMPLED_MIN_DEPTH)
         tracer.start(depth)  # warm-up: loads the extension and hooks numpy, as a first session would
         tracer.stop()
         t0 = work_end = time.perf_counter()
@@ -119,13 +136,13 @@ def _args(workload: str, mode: str, *extra: str) -> list[str]:
     return [__file__, "--child", workload, mode, *extra]
 
 
-def wall(pythons: list[str], workloads: list[str], modes: list[str], runs: int) -> list[dict[str, object]]:
+def wall(pythons: list[str], workloads: list[str], modes: list[str], runs: int, stack: list[str]) -> list[dict[str, object]]:
     results = {p: {w: {m: [] for m in modes} for w in workloads} for p in pythons}  # type: ignore[var-annotated]
     for workload in workloads:
         for i in range(runs):
             for python in pythons if i % 2 == 0 else list(reversed(pythons)):
                 for mode in modes if i % 2 == 0 else list(reversed(modes)):
-                    results[python][workload][mode].append(run_child(python, _args(workload, mode))[0])
+                    results[python][workload][mode].append(run_child(python, _args(workload, mode, *stack))[0])
             print(f"{workload}: run {i + 1}/{runs} done", file=sys.stderr)
     rows: list[dict[str, object]] = []
     for python, by_workload in results.items():
@@ -141,15 +158,15 @@ def wall(pythons: list[str], workloads: list[str], modes: list[str], runs: int) 
     return rows
 
 
-def callgrind(pythons: list[str], workloads: list[str], modes: list[str]) -> list[dict[str, object]]:
+def callgrind(pythons: list[str], workloads: list[str], modes: list[str], stack: list[str]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
-    tick = ["--tick", str(VALGRIND_TICK_S)]
+    extra = ["--tick", str(VALGRIND_TICK_S), *stack]
     for workload in workloads:
         for python in pythons:
             counts = {}
             for mode in modes:
-                _, full = run_child(python, _args(workload, mode, *tick), callgrind=True)
-                _, empty = run_child(python, _args(workload, mode, *tick, "--empty"), callgrind=True)
+                _, full = run_child(python, _args(workload, mode, *extra), callgrind=True)
+                _, empty = run_child(python, _args(workload, mode, *extra, "--empty"), callgrind=True)
                 assert full is not None and empty is not None
                 counts[mode] = full - empty
                 print(f"{python_label(python)} {workload} {mode}: {counts[mode]:,} instructions", file=sys.stderr)
@@ -192,16 +209,19 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, metavar=("WORKLOAD", "MODE"), help=argparse.SUPPRESS)
     parser.add_argument("--empty", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tick", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--stack", type=int, default=0, metavar="FRAMES",
+                        help="run each workload this many Python frames deep (a notebook cell runs about 22 deep)")
     args = parser.parse_args()
     if args.child:
-        child(*args.child, empty=args.empty, tick_s=args.tick)
+        child(*args.child, empty=args.empty, tick_s=args.tick, stack=args.stack)
         return
     modes = args.modes.split(",")
     if "none" not in modes:
         modes.insert(0, "none")
     pythons = args.python or [sys.executable]
     workloads = args.workloads.split(",")
-    rows = callgrind(pythons, workloads, modes) if args.callgrind else wall(pythons, workloads, modes, args.runs)
+    stack = ["--stack", str(args.stack)] if args.stack else []
+    rows = callgrind(pythons, workloads, modes, stack) if args.callgrind else wall(pythons, workloads, modes, args.runs, stack)
     print_rows(rows, args.callgrind)
     Path(args.out).write_text(json.dumps({"runs": 1 if args.callgrind else args.runs, "rows": rows}, indent=2))
 

@@ -62,8 +62,9 @@ def _pandas_arrays(obj: Any) -> list[Any]:
     return out
 
 
-def _pandas_version(obj: Any) -> Any:
-    """What must stay equal for a pandas object's deep size to be reused (None: do not reuse)."""
+def pandas_version(obj: Any) -> Any:
+    """What must stay equal for a measure of a pandas object to be reused (None: do not reuse):
+    its type, shape, column arrays, index and dtypes."""
     try:
         arrays = tuple(id(a) for a in obj._mgr.arrays)
         index = obj.index
@@ -127,7 +128,7 @@ def pandas_deep_bytes(item: Any) -> int:
     np = sys.modules.get("numpy")
     pd = sys.modules.get("pandas")
     assert pd is not None  # only called on pandas objects
-    version = _pandas_version(item)
+    version = pandas_version(item)
     if version is not None:
         hit = _pandas_cache.get(id(item))
         if hit is not None and hit[0] == version:
@@ -221,6 +222,9 @@ def measure(obj: Any, *, limit: int = _MAX_OBJECTS, seen: set[int] | None = None
                 if np is not None and isinstance(arr, np.ndarray):
                     _add_buffer(result, arr)
             continue
+        if isinstance(item, _ATOMS):
+            result.size += sys.getsizeof(item)
+            continue
         native = _library_size(item)
         if native is not None:
             result.size += native
@@ -234,8 +238,6 @@ def measure(obj: Any, *, limit: int = _MAX_OBJECTS, seen: set[int] | None = None
         try:
             result.size += sys.getsizeof(item)
         except TypeError:
-            continue
-        if isinstance(item, _ATOMS):
             continue
         if isinstance(item, dict):
             stack.extend(item.keys())

@@ -22,21 +22,18 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections import defaultdict
 from datetime import datetime, timezone
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..categories import CATEGORY_RULES
 from ..config import ProfilerConfig
 from ..engine import probes
 from ..engine.monitor import MONITOR, Tick
-from ..engine.protocol import NATIVE_DOMAINS
 from ..engine.subscription import Subscription
 from ..engine.protocol import PeakKeeper
-from ..engine.tracers import Frame, TraceSnapshot, Tracer
-from ..schema import KERNEL, Summary
-from . import notebook
+from ..engine.tracers import TraceSnapshot, Tracer
+from ..schema import Summary
+from . import notebook, rows
 from .deferred import Deferred, deferred_frame
 from .result import ProfileResult
 from .snapshots import StackKey, by_key
@@ -50,10 +47,6 @@ _BUDGET_FIXED_S = 0.1
 _BUDGET_FRACTION = 0.03
 _MAX_STACK_ROWS = 500
 _MAX_LINE_ROWS = 1000
-
-#: Where memory no running statement explains is charged (``notebook.attribute``).
-UNKNOWN = "<unknown>"
-
 
 @functools.lru_cache(maxsize=1024)
 def _skipped(filename: str) -> bool:
@@ -291,139 +284,10 @@ class Recording:
     ) -> tuple[Summary, dict[str, pd.DataFrame | Deferred]]:
         tracer = self.tracer
         estimate = bool(tracer is not None and tracer.estimate)
-        peak_stats = by_key(self._peak_snap.stats) if self._peak_snap else {}
-        final_stats = by_key(final.stats) if final else {}
-        keys = set(peak_stats) | set(final_stats) | set(self._held_max)
-
-        stack_rows: list[dict[str, Any]] = []
-        own_bytes = 0
-        frame_names: dict[Frame, str] = {}  # one result's frames repeat across its stacks
-
-        def location(frame: Frame) -> str:
-            name = frame_names.get(frame)
-            if name is None:
-                name = frame_names[frame] = notebook.location(*frame)
-            return name
-
-        for key in keys:
-            frames, thread_id, tag, domain, via = key
-            p, f = peak_stats.get(key), final_stats.get(key)
-            peak_b = p.live_bytes if p else 0
-            ret_b = f.live_bytes if f else 0
-            if estimate:
-                alloc_b = max((f.allocated_bytes if f else 0), (p.allocated_bytes if p else 0), peak_b, ret_b)
-            else:
-                alloc_b = max(self._held_max.get(key, (0, 0))[0], peak_b, ret_b)
-            count = f.live_count if f and ret_b else (p.live_count if p else 0)
-            if alloc_b <= 0 and peak_b <= 0 and ret_b <= 0:
-                continue
-            where = notebook.attribute(frames)
-            if where is None:
-                own_bytes += max(peak_b, ret_b)
-                continue
-            filename, lineno = where
-            loc = location(where)
-            category = CATEGORY_RULES.classify(frames, tag, labels=(loc,)).value
-            stack_rows.append(
-                {
-                    "location": loc,
-                    "_filename": filename,
-                    "_lineno": lineno,
-                    "_calls": notebook.via(frames, where),
-                    "stack": " <- ".join(map(location, notebook.trim_stack(frames))),
-                    "depth": len(frames),
-                    "category": category,
-                    "thread_id": thread_id,
-                    "allocated_bytes": alloc_b,
-                    "peak_bytes": peak_b,
-                    "retained_bytes": ret_b,
-                    "count": count,
-                    "where": KERNEL,
-                    "domain": domain,
-                    "via": via,
-                }
-            )
-        stack_rows.sort(key=lambda r: (r["peak_bytes"], r["retained_bytes"], r["allocated_bytes"]), reverse=True)
-
-        by_line: dict[tuple[str, int], dict[str, Any]] = {}
-        by_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
-        worker_bytes = unknown_bytes = 0
-        by_thread: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for row in stack_rows:
-            line = by_line.get((row["_filename"], row["_lineno"]))
-            if line is None:
-                line = by_line[(row["_filename"], row["_lineno"])] = {
-                    "location": row["location"],
-                    "cell": notebook.cell_number(row["_filename"]),
-                    "lineno": row["_lineno"],
-                    "filename": row["_filename"],
-                    "code": notebook.source_line(row["_filename"], row["_lineno"]),
-                    "calls": row["_calls"] or None,
-                    "category": row["category"],
-                    "allocated_bytes": 0,
-                    "peak_bytes": 0,
-                    "retained_bytes": 0,
-                    "count": 0,
-                    "where": KERNEL,
-                    "native_peak_bytes": 0,
-                    "native_retained_bytes": 0,
-                    "_domains": defaultdict(int),
-                    "via": None,
-                }
-            for col in ("allocated_bytes", "peak_bytes", "retained_bytes", "count"):
-                line[col] += row[col]
-            native = row["domain"] in NATIVE_DOMAINS
-            held = max(row["peak_bytes"], row["retained_bytes"])
-            if row["domain"] is not None:
-                line["_domains"][row["domain"]] += held
-            if row["via"] == "worker thread":
-                line["via"] = "worker thread"
-                worker_bytes += held
-            if row["location"] == UNKNOWN:
-                unknown_bytes += held
-            cat = by_cat[row["category"]]
-            for i, col in enumerate(("allocated_bytes", "peak_bytes", "retained_bytes", "count")):
-                cat[i] += row[col]
-            if native:
-                line["native_peak_bytes"] += row["peak_bytes"]
-                line["native_retained_bytes"] += row["retained_bytes"]
-                cat[4] += row["peak_bytes"]
-                cat[5] += row["retained_bytes"]
-            if row["thread_id"] is not None:
-                th = by_thread[row["thread_id"]]
-                for i, col in enumerate(("allocated_bytes", "peak_bytes", "retained_bytes")):
-                    th[i] += row[col]
-
+        stack_rows, own_bytes = rows.stack_rows(self._peak_snap, final, self._held_max, estimate)
         peak_bytes = max(self._traced_peak - self.traced_start, 0) if tracer is not None else 0
-        # The user's own lines first (cells and the user's files), library lines after them.
-        lines = sorted(
-            by_line.values(),
-            key=lambda r: (notebook.is_user_code(r["filename"]), r["peak_bytes"], r["retained_bytes"], r["allocated_bytes"]),
-            reverse=True,
-        )
-        for line in lines:
-            domains = line.pop("_domains")
-            line["domain"] = max(domains, key=domains.__getitem__) if domains else None
-        for i, row in enumerate(stack_rows):
-            row["stack_id"] = i
-        cats = [
-            {
-                "category": name,
-                "allocated_bytes": v[0],
-                "peak_bytes": v[1],
-                "retained_bytes": v[2],
-                "count": v[3],
-                "share": (v[1] / peak_bytes) if peak_bytes else 0.0,
-                "native_peak_bytes": v[4],
-                "native_retained_bytes": v[5],
-            }
-            for name, v in sorted(by_cat.items(), key=lambda kv: kv[1][1], reverse=True)
-        ]
-        names = {t.ident: t.name for t in threading.enumerate()}
-        threads = [
-            {"thread_id": tid, "thread_name": names.get(tid), "allocated_bytes": v[0], "peak_bytes": v[1], "retained_bytes": v[2]}
-            for tid, v in sorted(by_thread.items(), key=lambda kv: kv[1][1], reverse=True)
-        ]
+        sums = rows.totals(stack_rows, peak_bytes)
+        lines = sums.lines
         traced_now = (traced_end - self.traced_start) if tracer is not None else None
         ticks = self._ticks + [(duration, rss_after, traced_now)]
         interval = self.config.sample_interval
@@ -470,19 +334,16 @@ class Recording:
             python_peak_bytes=max(peak_lines - native_peak, 0),
             native_peak_bytes=native_peak,
             native_retained_bytes=sum(r["native_retained_bytes"] for r in lines),
-            worker_bytes=worker_bytes,
-            unknown_bytes=unknown_bytes,
+            worker_bytes=sums.worker_bytes,
+            unknown_bytes=sums.unknown_bytes,
             rss_explained=round(min(peak_lines / rss_growth, 1.0), 4) if tracer is not None and rss_growth > 0 else None,
         )
-        for row in stack_rows:
-            row.pop("_filename")
-            row.pop("_lineno")
         # DataFrames are built when first read: the session's end stays proportional to its samples.
         tables: dict[str, pd.DataFrame | Deferred] = {
             "lines": deferred_frame("lines", lines[:_MAX_LINE_ROWS]),
             "stacks": deferred_frame("stacks", stack_rows[:_MAX_STACK_ROWS]),
-            "categories": deferred_frame("categories", cats),
-            "threads": deferred_frame("threads", threads),
+            "categories": deferred_frame("categories", sums.categories),
+            "threads": deferred_frame("threads", sums.threads),
             "timeline": deferred_frame("timeline", timeline),
         }
         return summary, tables

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .. import schema
 from ..schema.readable import readable
-from ..sizing import Measure, array_root, measure
+from ..sizing import Measure, array_root, measure, pandas_version
 from .namespace import (
     cache_contents,
     cache_holders,
@@ -82,11 +82,7 @@ def _version(obj: Any) -> Any:
     if np is not None and isinstance(obj, np.ndarray):
         return (type(obj), obj.shape, obj.dtype.str, id(array_root(obj))) if obj.dtype != object else None
     if isinstance(obj, (pd.DataFrame, pd.Series)):
-        try:
-            arrays = tuple(id(a) for a in obj._mgr.arrays)
-        except AttributeError:
-            return None
-        return (type(obj), obj.shape, arrays, tuple(obj.dtypes.astype(str)) if isinstance(obj, pd.DataFrame) else str(obj.dtype))
+        return pandas_version(obj)
     if isinstance(obj, (str, bytes)):
         return (type(obj), len(obj))
     if isinstance(obj, (list, dict, set, frozenset, tuple, deque)):

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cgmem_nb.engine import sampled
+from cgmem_nb.engine import sampled, sampling
 from cgmem_nb.engine.tracers import EXACT_TRACER, TraceSnapshot, Tracer, available_tracers
 from cgmem_nb.errors import TracerError
 
@@ -394,9 +394,9 @@ def test_start_stop_stress_in_a_subprocess(dev_mode: bool) -> None:
 
 
 def test_unavailable_extension_gives_none_and_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sampled, "_loaded", True)
-    monkeypatch.setattr(sampled, "_ext", None)
-    monkeypatch.setattr(sampled, "_reason", "no compiler")
+    monkeypatch.setattr(sampling, "_loaded", True)
+    monkeypatch.setattr(sampling, "_ext", None)
+    monkeypatch.setattr(sampling, "_reason", "no compiler")
     monkeypatch.setattr(sampled, "_warned", False)
     with pytest.warns(RuntimeWarning, match="no compiler") as record:
         assert sampled.get_tracer() is None
