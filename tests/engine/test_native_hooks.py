@@ -102,7 +102,7 @@ def run(body: str, blk: Path | None = None, env: dict[str, str] | None = None, t
     """Run PRELUDE + body in a fresh ``python -X dev``; return what it passed to report()."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
-    full_env["MEMORY_PROFILER_NATIVE"] = "1"  # the hooks are opt-in: these tests are about them
+    full_env["MEMORY_PROFILER_NATIVE"] = "1"  # these tests are about the hooks: on whatever the default
     if blk is not None:
         full_env["BLK"] = str(blk)
     full_env.update(env or {})
@@ -402,7 +402,7 @@ def test_soak_threads_sessions_forks_and_dlopen_under_dev_mode() -> None:
         capture_output=True,
         text=True,
         timeout=240,
-        env={**os.environ, "MEMORY_PROFILER_NATIVE": "1"},  # the hooks are opt-in
+        env={**os.environ, "MEMORY_PROFILER_NATIVE": "1"},  # on whatever the default
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
