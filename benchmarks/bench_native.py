@@ -5,10 +5,13 @@ Usage::
     python benchmarks/bench_native.py                 # every installed workload, 7 interleaved pairs
     python benchmarks/bench_native.py --rounds 11 --memray
 
-Each round runs the workload once plain and once inside a profiling session (the
-sampled tracer at its default interval, with its native hooks; the order
-alternates), and the ratio of the medians is reported. With ``--memray``
-the same work also runs under ``memray.Tracker(native_traces=True)``. The machine
+Each round runs the workload in fresh processes: plain (never profiled), inside a
+profiling session (the sampled tracer at its default interval, with its native hooks),
+and ``idle``: unprofiled after one empty session, which leaves jemalloc's hooks
+installed in Polars, Arrow and DuckDB (they stay for the life of the process, see
+docs/native-memory.md). The order rotates each round, and the ratios of the medians
+to plain are reported. With ``--memray`` the same work also runs under
+``memray.Tracker(native_traces=True)``. The machine
 is shared and noisy (±30% wall time): compare medians of interleaved pairs, never
 single runs.
 """
@@ -16,7 +19,9 @@ single runs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import statistics
 import sys
 import tempfile
@@ -87,40 +92,63 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
+def child(name: str, mode: str) -> None:
+    """Time one workload in this fresh process: ``plain`` (never profiled), ``profiled`` (in a
+    session), ``idle`` (unprofiled, after one empty session left jemalloc's hooks installed)
+    or ``memray``; print the seconds and the profiler's own memory as JSON."""
+    fn = workloads()[name]
+    fn()  # warm up
+    own = 0
+    if mode == "idle":
+        with MEMORY_PROFILER.session("prime", tracer="sampled", analyze=False):
+            pass
+    if mode == "profiled":
+        with MEMORY_PROFILER.session("bench", tracer="sampled", analyze=False) as session:
+            seconds = timed(fn)
+            tracer = session.tracer
+            own = int(tracer.memory_bytes()) if tracer is not None else 0
+        assert session.result is not None and session.result.summary.native
+    elif mode == "memray":
+        import memray
+
+        with tempfile.TemporaryDirectory() as d:
+            with memray.Tracker(os.path.join(d, "m.bin"), native_traces=True):
+                seconds = timed(fn)
+    else:
+        seconds = timed(fn)
+    print(json.dumps({"seconds": seconds, "own": own}))
+
+
+def run_child(name: str, mode: str) -> dict[str, Any]:
+    env = {**os.environ, "MEMORY_PROFILER_NATIVE": "1"}
+    proc = subprocess.run([sys.executable, __file__, "--child", name, mode], capture_output=True, text=True, env=env, check=True)
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--memray", action="store_true")
+    parser.add_argument("--child", nargs=2, metavar=("WORKLOAD", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    memray: Any = None
-    if args.memray:
-        import memray
-    for name, fn in workloads().items():
-        fn()  # warm up
-        plain: list[float] = []
-        hooked: list[float] = []
-        with_memray: list[float] = []
+    if args.child:
+        child(*args.child)
+        return
+    modes = ["plain", "profiled", "idle"] + (["memray"] if args.memray else [])
+    for name in workloads():
+        times: dict[str, list[float]] = {m: [] for m in modes}
         own = 0  # the sampler's own memory (samples, stacks, pointer table, filter) at the end of a session
         for r in range(args.rounds):
-            for which in ((0, 1) if r % 2 == 0 else (1, 0)):
-                if which == 0:
-                    plain.append(timed(fn))
-                else:
-                    with MEMORY_PROFILER.session("bench", tracer="sampled", analyze=False) as session:
-                        hooked.append(timed(fn))
-                        tracer = session.tracer
-                        own = max(own, int(tracer.memory_bytes()) if tracer is not None else 0)
-                    assert session.result is not None and session.result.summary.native
-            if memray is not None:
-                with tempfile.TemporaryDirectory() as d:
-                    with memray.Tracker(os.path.join(d, "m.bin"), native_traces=True):
-                        with_memray.append(timed(fn))
-        p, h = statistics.median(plain), statistics.median(hooked)
-        line = f"{name}: plain {p:.3f} s, profiled {h:.3f} s, ratio {h / p:.3f}, profiler memory {own / 1e6:.1f} MB"
-        if with_memray:
-            m = statistics.median(with_memray)
-            line += f", memray native_traces {m:.3f} s ({m / p:.2f}x)"
-        print(line, flush=True)
+            for mode in modes[r % len(modes):] + modes[: r % len(modes)]:  # the order rotates
+                out = run_child(name, mode)
+                times[mode].append(out["seconds"])
+                own = max(own, out["own"])
+        p = statistics.median(times["plain"])
+        line = f"{name}: plain {p:.3f} s"
+        for mode in modes[1:]:
+            m = statistics.median(times[mode])
+            line += f", {mode} {m:.3f} s ({m / p:.3f}x)"
+        print(line + f", profiler memory {own / 1e6:.1f} MB", flush=True)
 
 
 if __name__ == "__main__":

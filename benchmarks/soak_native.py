@@ -12,6 +12,14 @@ starts and stops profiling sessions (the sampled tracer with its native hooks) a
 random intervals, takes snapshots, forks children that allocate and exit, and loads
 a new library (``dlopen``) in the middle of a session. Exit status 0 means no crash, no exception and every check held; the last
 line is a JSON summary.
+
+``--duckdb-cycles N`` runs N session starts and stops instead, each while two threads
+open a DuckDB database with its own worker threads, query it and close it (the threads
+of DuckDB's jemalloc come and go). Installing and removing jemalloc's hooks at every
+start and stop corrupted that jemalloc's list of threads within about 150 cycles
+(SIGSEGV in ``tsd_cleanup`` or ``hook_install``); the hooks now stay installed.
+
+    python benchmarks/soak_native.py --duckdb-cycles 300
 """
 
 from __future__ import annotations
@@ -199,13 +207,45 @@ def soak(seconds: float, threads: int, seed: int) -> dict[str, Any]:
     }
 
 
+def _duckdb_query(threads: int) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET threads TO {threads}")
+        con.execute("SELECT sum(i) FROM range(2000000) t(i)").fetchall()
+    finally:
+        con.close()
+
+
+def duckdb_cycles(cycles: int) -> dict[str, Any]:
+    """Session starts and stops while DuckDB's worker threads come and go."""
+    import duckdb  # noqa: F401  (loaded before the first session: its jemalloc gets hooked)
+
+    hooked = 0
+    for i in range(cycles):
+        others = [threading.Thread(target=_duckdb_query, args=(4,)) for _ in range(2)]
+        for t in others:
+            t.start()
+        with MEMORY_PROFILER.session("duckdb", tracer="sampled", analyze=False):
+            _duckdb_query(3)
+            hooked += any(p["kind"] == "jemalloc" and p["state"] == "hooked" for p in sampled.get_tracer().stats()["native_pools"])
+        for t in others:
+            t.join()
+    return {"duckdb_cycles": cycles, "sessions_with_duckdb_jemalloc_hooked": hooked, "counters": _sampler.native_counters()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--duckdb-cycles", type=int, default=0, help="session starts and stops while DuckDB threads come and go")
     args = parser.parse_args()
-    print(json.dumps(soak(args.seconds, args.threads, args.seed)))
+    if args.duckdb_cycles:
+        print(json.dumps(duckdb_cycles(args.duckdb_cycles)))
+    else:
+        print(json.dumps(soak(args.seconds, args.threads, args.seed)))
 
 
 if __name__ == "__main__":

@@ -106,9 +106,9 @@ class ProfilerConfig:
     #: Fraction of the limit at which the guard interrupts the cell.
     guard_fraction: float = 0.95
     #: Sample native allocations too (the C heap, anonymous mmaps, the allocators inside
-    #: Polars, Arrow, DuckDB, PyTorch), with the sampled tracer on Linux. Off (the default
-    #: for now, see docs/native-memory.md): only Python's allocators and numpy's buffers.
-    native_memory: bool = False
+    #: Polars, Arrow, DuckDB, PyTorch), with the sampled tracer on Linux (the default).
+    #: Off: only Python's allocators and numpy's buffers (see docs/native-memory.md).
+    native_memory: bool = True
     #: Extra user settings kept verbatim (not validated).
     extra: Mapping[str, Any] = field(default_factory=dict)
 

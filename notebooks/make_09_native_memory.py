@@ -27,8 +27,6 @@ worker thread with no Python stack made them. (Needs `polars` and `pyarrow`:
     code(
         """
 %load_ext cgmem_nb
-import cgmem_nb
-cgmem_nb.MEMORY_PROFILER.initialize(native_memory=True)   # or MEMORY_PROFILER_NATIVE=1 before starting
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -145,8 +143,9 @@ print("release_unused() gave back what the rule said (asserted above)")
     ),
     md(
         """
-The native hooks are opt-in for now: `ProfilerConfig(native_memory=True)` or
-`MEMORY_PROFILER_NATIVE=1` turns them on (off, only Python objects and numpy buffers are seen).
+The native hooks are on by default on Linux. `MEMORY_PROFILER_NATIVE=0` (before the kernel
+starts) or `ProfilerConfig(native_memory=False)` turns them off: then only Python objects and
+numpy buffers are seen.
 How each library allocates, what is counted and why: `docs/native-memory.md`.
 """
     ),

@@ -34,7 +34,7 @@ def _native_bytes(text: str) -> float:
 SETUP = """\
 %load_ext cgmem_nb
 from cgmem_nb import MEMORY_PROFILER
-MEMORY_PROFILER.initialize(native_memory=True)  # on explicitly (opt-in for now)
+MEMORY_PROFILER.initialize(native_memory=True)  # on explicitly (whatever the default)
 import numpy as np, pyarrow as pa, pyarrow.compute as pc
 base = pa.array(np.arange(25_000_000, dtype=np.int64))
 """
@@ -62,7 +62,7 @@ SERVE = r"""
 import sys, time
 import numpy as np, pyarrow as pa, pyarrow.compute as pc
 from cgmem_nb import MemoryDashboard, MemoryProfiler, ProfilerConfig
-prof = MemoryProfiler(ProfilerConfig(native_memory=True))  # on explicitly (opt-in for now)
+prof = MemoryProfiler(ProfilerConfig(native_memory=True))  # on explicitly (whatever the default)
 dash = MemoryDashboard(prof, update_ms=200)
 dash.start_server(port=0, quiet=True)
 base = pa.array(np.arange(25_000_000, dtype=np.int64))

@@ -102,7 +102,7 @@ def run(body: str, blk: Path | None = None, env: dict[str, str] | None = None, t
     """Run PRELUDE + body in a fresh ``python -X dev``; return what it passed to report()."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
-    full_env["MEMORY_PROFILER_NATIVE"] = "1"  # the hooks are opt-in: these tests are about them
+    full_env["MEMORY_PROFILER_NATIVE"] = "1"  # these tests are about the hooks: on whatever the default
     if blk is not None:
         full_env["BLK"] = str(blk)
     full_env.update(env or {})
@@ -402,13 +402,32 @@ def test_soak_threads_sessions_forks_and_dlopen_under_dev_mode() -> None:
         capture_output=True,
         text=True,
         timeout=240,
-        env={**os.environ, "MEMORY_PROFILER_NATIVE": "1"},  # the hooks are opt-in
+        env={**os.environ, "MEMORY_PROFILER_NATIVE": "1"},  # on whatever the default
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["dev_mode"] and summary["sessions"] >= 2 and summary["forks"] >= 1, summary
     assert summary["native_sessions"] == summary["sessions"], summary  # every session ran the native hooks
     assert summary["counters"]["slots"] == 0, summary  # everything restored at the end
+
+
+def test_sessions_start_and_stop_while_duckdb_threads_come_and_go() -> None:
+    """jemalloc's hooks inside DuckDB are installed once: installing and removing them at every
+    session made jemalloc walk a list of threads that DuckDB's exiting workers had left broken
+    (SIGSEGV within about 150 cycles, twice in two runs). 250 cycles must pass."""
+    _needs("duckdb")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "soak_native.py"), "--duckdb-cycles", "250"],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env={**os.environ, "MEMORY_PROFILER_NATIVE": "1"},  # on whatever the default
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-4000:])
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["duckdb_cycles"] == 250, summary
+    # DuckDB's allocator was followed through its hooks in every session, not skipped
+    assert summary["sessions_with_duckdb_jemalloc_hooked"] == 250, summary
 
 
 def test_numpy_buffers_and_python_objects_are_counted_once_in_a_session() -> None:

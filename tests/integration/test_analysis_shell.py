@@ -432,7 +432,7 @@ def test_arrow_pool_recommendation_estimates_what_release_unused_returns() -> No
     import subprocess
 
     pytest.importorskip("pyarrow")
-    env = dict(os.environ, MEMORY_PROFILER_NATIVE="1")  # on explicitly (opt-in for now)
+    env = dict(os.environ, MEMORY_PROFILER_NATIVE="1")  # on explicitly (whatever the default)
     out = subprocess.run([sys.executable, "-c", POOL], capture_output=True, text=True, timeout=180, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     found = json.loads(out.stdout.strip().splitlines()[-1])

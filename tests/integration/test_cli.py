@@ -56,7 +56,7 @@ def test_run_reports_peak_retained_and_lines_of_the_script(script: Path) -> None
     assert abs(_mb(report, "Peak \\(traced\\)") - 60) <= 3
     assert abs(_mb(report, "Retained") - 20) <= 1  # the script's globals are alive at its end
     # location, peak, retained, allocated, native (none: bytes objects are Python's), from
-    # (the native and from columns appear when the opt-in native hooks ran)
+    # (the native and from columns appear when the native hooks ran: Linux, by default)
     assert re.search(r"work\.py:3\s+60\.0 MB\s+0 B\s+60\.0 MB\s+(0 B\s+python\s+)?tmp = bytes\(60_000_000\)", report), report
     assert re.search(r"work\.py:5\s+.*20\.0 MB\s+.*keep = \[bytes", report), report
 

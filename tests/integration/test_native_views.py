@@ -1,7 +1,7 @@
 """The Python / native split everywhere it shows: exports, Prometheus, the dashboard's HTTP API and
 page header, the live panel's figures, the report; unchanged where the native hooks did not run.
 
-The native part runs in a fresh process (the hooks are opt-in and turned on explicitly there;
+The native part runs in a fresh process (the hooks are turned on explicitly there;
 Arrow's pool is the process's): a session keeps a 200 MB Arrow result, and every figure is
 read back over real HTTP from a dashboard on 127.0.0.1 and from the files the exports write.
 """
@@ -36,7 +36,7 @@ from cgmem_nb import MemoryDashboard, MemoryProfiler, ProfileResult, ProfilerCon
 from cgmem_nb.outputs.feed import LiveFeed
 from cgmem_nb.outputs.panel import LivePanel
 
-prof = MemoryProfiler(ProfilerConfig(native_memory=True))  # on explicitly (opt-in for now)
+prof = MemoryProfiler(ProfilerConfig(native_memory=True))  # on explicitly (whatever the default)
 base = pa.array(np.arange(25_000_000, dtype=np.int64))
 with prof.session("arrow-result") as s:
     big = pc.multiply(base, 2)

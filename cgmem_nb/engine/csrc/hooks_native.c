@@ -490,29 +490,27 @@ static int hook_jemalloc(const cg_object_t *o) {
     return install_je(p);
 }
 
+/* jemalloc's hooks, once installed, stay for the life of the process (ours do nothing
+ * while no session runs). Installing or removing one makes jemalloc walk every thread's
+ * data (tsd_force_recompute); doing that at each session's start and stop while the
+ * library's threads came and went corrupted the list it walks in DuckDB's jemalloc 5.3:
+ * SIGSEGV in tsd_cleanup or hook_install within about 150 cycles
+ * (benchmarks/soak_native.py --duckdb-threads). Mimalloc's entry points are slots: they
+ * follow the other slots. */
 static void unhook_pools(void) {
-    for (int i = 0; i < g_npools; i++) {
-        pool_t *p = &g_pools[i];
-        if (p->kind == 0 && p->hooked && p->mallctl) {
-            void *h = p->handle;
-            p->mallctl("experimental.hooks.remove", NULL, NULL, &h, sizeof h);
-            p->hooked = 0;
-            p->handle = NULL;
-        }
-        if (p->kind == 1) p->hooked = 0;
-    }
+    for (int i = 0; i < g_npools; i++)
+        if (g_pools[i].kind == 1) g_pools[i].hooked = 0;
 }
 
-/* After cg_native_stop(1): put the jemalloc hooks back in the pools of objects that
- * are still patched. Returns -1 when a jemalloc that was not initialised when its
- * object was patched is now (its mmap slots are patched: patch that object anew). */
+/* After cg_native_stop(1): the objects are still patched. Returns -1 when a jemalloc
+ * that was not initialised when its object was patched is now (its mmap slots are
+ * patched: patch that object anew, this time through its hooks). */
 static int rehook_kept_pools(void) {
     for (int i = 0; i < g_npools; i++) {
         pool_t *p = &g_pools[i];
         if (p->kind == 1) p->hooked = 1; /* its entry points stay patched */
         if (p->kind != 0 || p->mallctl == NULL) continue;
         if (p->err == -1 && je_initialised(p)) return -1;
-        if (p->err == 0) install_je(p);
     }
     return 0;
 }
@@ -795,7 +793,7 @@ size_t cg_native_pools(cg_pool_info_t *out, size_t n) {
         pool_t *p = &g_pools[i];
         memcpy(out[w].path, p->path, sizeof out[w].path);
         snprintf(out[w].kind, sizeof out[w].kind, "%s", p->kind == 0 ? "jemalloc" : "mimalloc");
-        if (p->hooked) snprintf(out[w].state, sizeof out[w].state, "hooked");
+        if (p->hooked) snprintf(out[w].state, sizeof out[w].state, g_on ? "hooked" : "hooked (idle)");
         else if (p->err == -1) snprintf(out[w].state, sizeof out[w].state, "not initialised");
         else if (p->err == -2) snprintf(out[w].state, sizeof out[w].state, "not jemalloc 5");
         else if (p->err) snprintf(out[w].state, sizeof out[w].state, "hooks unsupported (error %d)", p->err);
