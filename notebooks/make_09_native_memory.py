@@ -97,6 +97,7 @@ label:
     ),
     code(
         """
+import cgmem_nb
 from prometheus_client.parser import text_string_to_metric_families
 text = cgmem_nb.export.prometheus()
 gauges = {(s.name, s.labels.get("domain")): s.value
