@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 from cgmem_nb import MEMORY_PROFILER  # noqa: E402
+from crosspython import run_child  # noqa: E402
 
 
 def workloads() -> dict[str, Callable[[], Any]]:
@@ -119,12 +119,6 @@ def child(name: str, mode: str) -> None:
     print(json.dumps({"seconds": seconds, "own": own}))
 
 
-def run_child(name: str, mode: str) -> dict[str, Any]:
-    env = {**os.environ, "MEMORY_PROFILER_NATIVE": "1"}
-    proc = subprocess.run([sys.executable, __file__, "--child", name, mode], capture_output=True, text=True, env=env, check=True)
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -140,7 +134,7 @@ def main() -> None:
         own = 0  # the sampler's own memory (samples, stacks, pointer table, filter) at the end of a session
         for r in range(args.rounds):
             for mode in modes[r % len(modes):] + modes[: r % len(modes)]:  # the order rotates
-                out = run_child(name, mode)
+                out, _ = run_child(sys.executable, [__file__, "--child", name, mode], env={"MEMORY_PROFILER_NATIVE": "1"})
                 times[mode].append(out["seconds"])
                 own = max(own, out["own"])
         p = statistics.median(times["plain"])

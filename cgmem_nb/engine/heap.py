@@ -144,14 +144,12 @@ _VECTOR_LOCK = threading.Lock()
 _RESIDENT = bytes(i & 1 for i in range(256))
 
 
-def _resident_main_heap() -> int | None:
-    """Bytes of the main heap that are resident now (``mincore`` over ``[heap]``), or None."""
+def resident_bytes(start: int, end: int) -> int | None:
+    """Bytes of this process's ``[start, end)`` that are resident now (``mincore``; the end is
+    rounded up to a page), or None where it cannot be read."""
     global _VECTOR
-    libc, start = _libc(), _main_heap_start()
-    if libc is None or start is None:
-        return None
-    end = libc.sbrk(0)
-    if not end or end <= start:
+    libc = _libc()
+    if libc is None or end <= start:
         return None
     page = mmap.PAGESIZE
     pages = (end - start + page - 1) // page
@@ -166,6 +164,15 @@ def _resident_main_heap() -> int | None:
         if failed:
             return None
         return _VECTOR[:pages].translate(_RESIDENT).count(1) * page
+
+
+def _resident_main_heap() -> int | None:
+    """Bytes of the main heap that are resident now (``mincore`` over ``[heap]``), or None."""
+    libc, start = _libc(), _main_heap_start()
+    if libc is None or start is None:
+        return None
+    end = libc.sbrk(0)
+    return resident_bytes(start, end) if end else None
 
 
 def _arena_estimate(section: str) -> int:

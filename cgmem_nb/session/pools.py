@@ -17,13 +17,10 @@ blocks. Nothing is read unless pyarrow is already imported; nothing is released 
 
 from __future__ import annotations
 
-import ctypes
-import mmap
 import sys
-import threading
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
+
+from cgmem_nb.engine import heap
 
 __all__ = ["PoolReading", "arrow_pool"]
 
@@ -50,20 +47,6 @@ class PoolReading:
         return max(self.resident_bytes - self.allocated_bytes, 0)
 
 
-@lru_cache(maxsize=1)
-def _mincore() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        func = libc.mincore
-    except (OSError, AttributeError):
-        return None
-    func.restype = ctypes.c_int
-    func.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-    return func
-
-
 def _mapping_of(address: int) -> tuple[int, int] | None:
     """The ``[start, end)`` of the mapping of this process that contains ``address``."""
     try:
@@ -77,34 +60,6 @@ def _mapping_of(address: int) -> tuple[int, int] | None:
     except (OSError, ValueError):
         return None
     return None
-
-
-# mincore's page vector: one buffer, grown as needed (a ctypes array type per call would be garbage).
-_VECTOR = bytearray()
-_VECTOR_LOCK = threading.Lock()
-# mincore sets the lowest bit of a page's byte when the page is resident.
-_RESIDENT = bytes(i & 1 for i in range(256))
-
-
-def _resident(start: int, end: int) -> int | None:
-    """Resident bytes of ``[start, end)`` (``mincore``), or None where it cannot be read."""
-    global _VECTOR
-    mincore = _mincore()
-    if mincore is None:
-        return None
-    page = mmap.PAGESIZE
-    pages = (end - start) // page
-    with _VECTOR_LOCK:
-        if len(_VECTOR) < pages:
-            _VECTOR = bytearray(max(pages, 2 * len(_VECTOR)))
-        anchor = ctypes.c_char.from_buffer(_VECTOR)
-        try:
-            failed = mincore(start, pages * page, ctypes.addressof(anchor)) != 0
-        finally:
-            del anchor  # release the buffer export so the bytearray can grow later
-        if failed:
-            return None
-        return _VECTOR[:pages].translate(_RESIDENT).count(1) * page
 
 
 def arrow_pool() -> PoolReading | None:
@@ -125,5 +80,5 @@ def arrow_pool() -> PoolReading | None:
         return None
     # The system pool's blocks live in malloc's heap, with everything else's: the
     # fragmentation rule reads that one (``cgmem_nb.engine.heap``).
-    resident = _resident(*where) if where is not None and backend != "system" else None
+    resident = heap.resident_bytes(*where) if where is not None and backend != "system" else None
     return PoolReading("pyarrow", backend, allocated, most, resident or 0)

@@ -381,11 +381,10 @@ typedef struct {
     uintptr_t base;
     uint16_t lib;
     int kind;    /* 0 jemalloc, 1 mimalloc */
-    int hooked;  /* jemalloc hooks installed now */
+    int hooked;  /* jemalloc: our hooks are installed (for good); mimalloc: its entry points are patched */
     int err;     /* why not: -1 not initialised, -2 not jemalloc 5, else mallctl's error */
     mallctl_fn mallctl;
     uintptr_t init_state; /* offset of malloc_init_state, 0 = unknown */
-    void *handle;
     je_hooks_t hooks; /* jemalloc keeps a copy; ours stays for its lifetime anyway */
 } pool_t;
 static pool_t g_pools[MAX_POOLS];
@@ -471,7 +470,6 @@ static int install_je(pool_t *p) {
         p->err = r ? r : -3;
         return 0;
     }
-    p->handle = handle;
     p->hooked = 1;
     p->err = 0;
     return 1;
