@@ -371,18 +371,32 @@ def ok(code):
     result = shell.run_cell(code)
     assert result.success, result.error_in_exec or result.error_before_exec
     return result.result
+def apply_rule(rule):  # %memrecs' row for the rule, its action run: (rows, estimated savings, RSS freed)
+    recs = ok("%memrecs")
+    row = recs[recs["rule"] == rule]
+    estimate = int(row["estimated_savings"].iloc[0]) if len(row) == 1 else None
+    before = probes.rss()
+    if estimate is not None:
+        ok(row["action"].iloc[0])
+    return len(row), estimate, before - probes.rss()
 """
+
+
+def _run_fresh(script: str, timeout: float, **env: str) -> dict[str, Any]:
+    """Run a FRESH_SHELL script in its own process; its last line is JSON."""
+    import json
+    import os
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env={**os.environ, **env})
+    assert out.returncode == 0, out.stderr[-2000:]
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 FRAGMENTATION = FRESH_SHELL + r"""
 heap.malloc_trim()
 ok("import gc\nblocks = [bytes(20_000) for _ in range(4000)]\ndel blocks[::2]\ngc.collect()")
-recs = ok("%memrecs")
-row = recs[recs["rule"] == "fragmentation"]
-estimate = int(row["estimated_savings"].iloc[0]) if len(row) == 1 else None
-before = probes.rss()
-if estimate is not None:
-    ok(row["action"].iloc[0])
-print(json.dumps({"rows": len(row), "estimate": estimate, "freed": before - probes.rss()}))
+rows, estimate, freed = apply_rule("fragmentation")
+print(json.dumps({"rows": rows, "estimate": estimate, "freed": freed}))
 """
 
 
@@ -394,12 +408,7 @@ def test_fragmentation_recommendation_estimates_what_malloc_trim_returns() -> No
 
     if not heap.available():
         pytest.skip("malloc statistics need glibc")
-    import json
-    import subprocess
-
-    out = subprocess.run([sys.executable, "-c", FRAGMENTATION], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    found = _run_fresh(FRAGMENTATION, 120)
     assert found["rows"] == 1, found
     estimate, freed = found["estimate"], found["freed"]
     assert freed > 30 * MB
@@ -411,31 +420,18 @@ ok("import numpy as np, pyarrow as pa, pyarrow.compute as pc\nbase = pa.array(np
 ok("%%memprofile -q -o r\nbig = pc.multiply(base, 2)")  # 200 MB in Arrow's pool
 r = shell.user_ns["r"]
 ok("del big, base")
-recs = ok("%memrecs")
-row = recs[recs["rule"] == "arrow_pool"]
-estimate = int(row["estimated_savings"].iloc[0]) if len(row) == 1 else None
-before = probes.rss()
-if estimate is not None:
-    ok(row["action"].iloc[0])
+rows, estimate, freed = apply_rule("arrow_pool")
 print(json.dumps({
     "backend": shell.user_ns["pa"].default_memory_pool().backend_name, "native": r.summary.native,
-    "native_retained": r.summary.native_retained_bytes, "rows": len(row), "estimate": estimate,
-    "freed": before - probes.rss(),
+    "native_retained": r.summary.native_retained_bytes, "rows": rows, "estimate": estimate, "freed": freed,
 }))
 """
 
 
 def test_arrow_pool_recommendation_estimates_what_release_unused_returns() -> None:
     """In a fresh process (the pool's state is the process's): 200 MB of Arrow data made and dropped."""
-    import json
-    import os
-    import subprocess
-
     pytest.importorskip("pyarrow")
-    env = dict(os.environ, MEMORY_PROFILER_NATIVE="1")  # on explicitly (whatever the default)
-    out = subprocess.run([sys.executable, "-c", POOL], capture_output=True, text=True, timeout=180, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    found = json.loads(out.stdout.strip().splitlines()[-1])
+    found = _run_fresh(POOL, 180, MEMORY_PROFILER_NATIVE="1")  # on explicitly (whatever the default)
     assert found["native"] is True  # the hooks ran (and saw the result in the pool)
     assert abs(found["native_retained"] - 200 * MB) <= 0.15 * 200 * MB, found
     if found["backend"] != "mimalloc":
